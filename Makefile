@@ -1,0 +1,36 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: install serve test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+examples/fraud/model.joblib: examples/fraud/train.py $(STAMP)
+	$(BIN)/python examples/fraud/train.py
+
+## serve: install into .venv and run the platform on 127.0.0.1:8080 with the examples deployed
+serve: install examples/fraud/model.joblib
+	$(BIN)/mlambda serve --deploy examples/hello --deploy examples/fraud
+
+## test: install and run lint, type checks and the whole test suite
+test: install
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check --fix src tests examples
+	$(BIN)/ruff format src tests examples
+
+clean:
+	rm -rf $(VENV) .mlambda

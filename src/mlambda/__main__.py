@@ -1,0 +1,3 @@
+from mlambda.cli import main
+
+raise SystemExit(main())

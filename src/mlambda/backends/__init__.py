@@ -1,0 +1,1 @@
+"""Backends start instance processes; the pool knows them only through ``base.Backend``."""

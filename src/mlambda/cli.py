@@ -1,0 +1,307 @@
+"""The ``mlambda`` command: parse arguments, call the client (or run the Platform), print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mlambda import __version__, errors
+from mlambda.settings import Settings
+
+# Settings fields that `serve` and the client commands take as flags (tests keep them in step).
+SERVE_FIELDS = (
+    "host",
+    "port",
+    "data_dir",
+    "log_level",
+    "max_payload_bytes",
+    "max_bundle_bytes",
+    "max_log_bytes",
+)
+CLIENT_FIELDS = ("url", "data_dir")
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {field: getattr(args, field, None) for field in SERVE_FIELDS + CLIENT_FIELDS}
+    if getattr(args, "no_auth", False):
+        overrides["auth"] = False
+    return Settings.from_env(**overrides)
+
+
+def _client(settings: Settings):
+    from mlambda.client import Client
+
+    key = settings.api_key
+    if key is None and settings.key_file.is_file():
+        key = settings.key_file.read_text().strip()
+    return Client(settings.url, key)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_serve(settings, [Path(d) for d in args.deploy or []]))
+
+
+async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
+    import uvicorn
+
+    from mlambda import bundle
+    from mlambda.gateway.app import create_app
+    from mlambda.platform import Platform
+
+    platform = Platform(settings)
+    await platform.start()
+    try:
+        deployed = []
+        for directory in deploy_dirs:
+            record, changed = await platform.deploy(bundle.pack(directory))
+            deployed.append(record.name)
+            state = "deployed" if changed else "unchanged"
+            print(f"{state}: {record.name} ({record.digest[:19]}) from {directory}", flush=True)
+        app = create_app(platform, manage_lifecycle=False)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            lifespan="off",
+            access_log=settings.log_level == "debug",
+        )
+        server = uvicorn.Server(config)
+        _banner(settings, deployed or [r.name for r in platform.registry.list()])
+        await server.serve()
+        return 0 if server.started else 1
+    finally:
+        await platform.stop()
+
+
+def _banner(settings: Settings, names: list[str]) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [f"mlambda {__version__} serving on {url} (data dir {settings.data_dir})"]
+    if settings.auth:
+        lines.append(f"API key: in {settings.key_file} (the CLI finds it there)")
+        auth = f'-H "Authorization: Bearer $(cat {settings.key_file})" '
+    else:
+        auth = ""
+        print(
+            "WARNING: authentication is OFF (--no-auth): anyone who can reach "
+            f"{url} can deploy and run code. Use this for local experiments only.",
+            file=sys.stderr,
+            flush=True,
+        )
+    if names:
+        name = names[0]
+        lines += [
+            f"Functions: {', '.join(names)}",
+            "Try:",
+            f"  mlambda invoke {name} --data '{{}}'",
+            f"  curl {auth}-d '{{}}' {url}/v1/functions/{name}/invoke",
+        ]
+    else:
+        lines.append("No functions yet: mlambda deploy DIR")
+    print("\n".join(lines), flush=True)
+
+
+# -- client commands --------------------------------------------------------------------------
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from mlambda import bundle
+    from mlambda.spec import SPEC_FILE, parse_spec
+
+    directory = Path(args.directory)
+    spec_path = directory / SPEC_FILE
+    if not spec_path.is_file():
+        raise errors.InvalidSpec(
+            f"{directory}: no {SPEC_FILE} here; a function directory needs one"
+        )
+    spec = parse_spec(spec_path.read_text(), source=str(spec_path), name=args.name)
+    archive = bundle.pack(directory)
+    reply = _client(settings).deploy(spec.name, archive)
+    function = reply["function"]
+    if reply["changed"]:
+        print(f"deployed {function['name']} {function['version']} ({function['digest']})")
+    else:
+        print(f"{function['name']} is unchanged ({function['digest']}); nothing to do")
+    return 0
+
+
+def _payload(data: str | None) -> bytes:
+    if data is None:
+        return b"{}"
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        return Path(data[1:]).read_bytes()
+    return data.encode()
+
+
+def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        body = _client(settings).invoke(args.name, _payload(args.data))
+    except errors.FunctionError as exc:
+        print(json.dumps(exc.payload, indent=2), file=sys.stderr)
+        return exc.exit_code
+    sys.stdout.write(body.decode("utf-8", errors="replace") + "\n")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
+    functions = _client(settings).list()
+    if args.json:
+        print(json.dumps(functions, indent=2))
+        return 0
+    if not functions:
+        print("No functions deployed. Deploy one with: mlambda deploy DIR")
+        return 0
+    rows = [("NAME", "VERSION", "DIGEST", "MEMORY", "TIMEOUT", "INSTANCES", "UPDATED")]
+    for f in functions:
+        counts = f["instances"]
+        rows.append(
+            (
+                f["name"],
+                f["version"],
+                f["digest"][7:19],
+                f"{f['config']['memory_mb']} MB",
+                f"{f['config']['timeout_s']:g} s",
+                str(counts["busy"] + counts["idle"]),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f["updatedAt"])),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(_client(settings).get(args.name), indent=2))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
+    reply = _client(settings).remove(args.name)
+    print(f"removed {reply['deleted']}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        for text in _client(settings).logs(args.name, tail=args.tail, follow=args.follow):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="server URL (env MLAMBDA_URL; default http://127.0.0.1:8080)")
+    parser.add_argument(
+        "--data-dir",
+        help="dir holding admin.key if MLAMBDA_API_KEY is unset (env MLAMBDA_DATA_DIR)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlambda",
+        description="Self-hosted serverless platform for ML inference.",
+        epilog="Start with `mlambda serve`, then `mlambda deploy DIR` and `mlambda invoke NAME`.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlambda {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the platform (gateway, pools, instances)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--data-dir", help="registry, artifacts, logs and admin.key (default ./.mlambda)"
+    )
+    serve.add_argument(
+        "--no-auth", action="store_true", help="turn API-key auth off (local experiments only)"
+    )
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--max-payload-bytes", type=int, help="invoke request limit (default 6 MB)")
+    serve.add_argument("--max-bundle-bytes", type=int, help="deploy bundle limit (default 512 MB)")
+    serve.add_argument("--max-log-bytes", type=int, help="log bytes per function before rotation")
+    serve.add_argument(
+        "--deploy",
+        action="append",
+        metavar="DIR",
+        help="deploy this function directory at start (repeatable)",
+    )
+    serve.set_defaults(run=cmd_serve)
+
+    deploy = commands.add_parser(
+        "deploy", help="bundle a function directory and deploy it as $LATEST"
+    )
+    deploy.add_argument("directory", help="directory with mlambda.toml and the handler's code")
+    deploy.add_argument("--name", help="deploy under this name instead of function.name")
+    deploy.set_defaults(run=cmd_deploy)
+
+    invoke = commands.add_parser(
+        "invoke", help="invoke a function; prints its result JSON on stdout"
+    )
+    invoke.add_argument("name")
+    invoke.add_argument(
+        "--data", "-d", help="event JSON, @FILE to read a file, or - for stdin (default {})"
+    )
+    invoke.set_defaults(run=cmd_invoke)
+
+    ls = commands.add_parser("ls", help="list deployed functions")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(run=cmd_ls)
+
+    show = commands.add_parser("show", help="show a function's configuration and instances")
+    show.add_argument("name")
+    show.set_defaults(run=cmd_show)
+
+    rm = commands.add_parser("rm", help="remove a function (its instances stop)")
+    rm.add_argument("name")
+    rm.set_defaults(run=cmd_rm)
+
+    logs = commands.add_parser("logs", help="print a function's logs (START/END/REPORT and output)")
+    logs.add_argument("name")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "--tail", type=int, default=100, help="lines of history to print first (default 100)"
+    )
+    logs.set_defaults(run=cmd_logs)
+
+    for sub in (deploy, invoke, ls, show, rm, logs):
+        _add_client_options(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        run: Command = args.run
+        return run(args, settings)
+    except errors.MlambdaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

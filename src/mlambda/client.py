@@ -1,0 +1,89 @@
+"""HTTP client for the CLI (and scripts); maps error responses back to mlambda errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from mlambda import errors
+
+# Invocations may take as long as a function's timeout plus its init: no read timeout.
+TIMEOUT = httpx.Timeout(10.0, read=None)
+
+
+class Client:
+    def __init__(self, url: str, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        self._raise_for_error(response)
+        return response
+
+    def _unreachable(self, exc: Exception) -> errors.ConnectionFailed:
+        return errors.ConnectionFailed(
+            f"cannot reach mlambda at {self.url} ({exc}); is `mlambda serve` running? "
+            "(set --url or MLAMBDA_URL)"
+        )
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = {"errorMessage": response.text or response.reason_phrase}
+        if not isinstance(body, dict):
+            body = {"errorMessage": str(body)}
+        function_error = errors.FUNCTION_ERROR_HEADER in response.headers
+        raise errors.from_response(response.status_code, body, function_error)
+
+    def deploy(self, name: str, archive: bytes) -> dict[str, Any]:
+        response = self._request(
+            "PUT",
+            f"/v1/functions/{name}",
+            content=archive,
+            headers={"Content-Type": "application/gzip"},
+        )
+        return response.json()
+
+    def invoke(self, name: str, payload: bytes) -> bytes:
+        response = self._request(
+            "POST",
+            f"/v1/functions/{name}/invoke",
+            content=payload,
+            headers={"Content-Type": "application/json"},
+        )
+        return response.content
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/functions").json()["functions"]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/functions/{name}").json()
+
+    def remove(self, name: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/v1/functions/{name}").json()
+
+    def logs(self, name: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
+        params = {"tail": str(tail), "follow": "1" if follow else "0"}
+        try:
+            with self._http.stream("GET", f"/v1/functions/{name}/logs", params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for_error(response)
+                yield from response.iter_text()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None

@@ -1,0 +1,147 @@
+"""The one error tree of mlambda.
+
+Every error a user can meet is one of these classes; each knows the HTTP status the gateway
+answers with, the Lambda-style ``errorType`` in the body, and the exit code of the CLI::
+
+    MlambdaError                      500  ServiceException
+    ├── ClientError                   400
+    │   ├── InvalidRequest            400  InvalidRequestContentException (body is not JSON...)
+    │   ├── InvalidSpec               400  InvalidParameterValueException (mlambda.toml, bundle)
+    │   ├── Unauthorized              401  UnauthorizedException
+    │   ├── FunctionNotFound          404  ResourceNotFoundException
+    │   ├── PayloadTooLarge           413  RequestTooLargeException
+    │   └── Throttled                 429  TooManyRequestsException
+    ├── FunctionError                 502  the function failed; body is Lambda's error payload
+    │   ├── InitError                 502  Runtime.InitError / ImportModuleError / HandlerNotFound
+    │   ├── ExitError                 502  Runtime.ExitError (the instance died)
+    │   └── FunctionTimeout           504  Sandbox.Timedout
+    ├── ArtifactCorrupted             500  ArtifactCorruptedException
+    ├── ServiceUnavailable            503  ServiceUnavailableException
+    └── ConnectionFailed (CLI only)        the server could not be reached
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# The response header that marks a function error, as API Gateway marks a failed Lambda.
+FUNCTION_ERROR_HEADER = "X-Mlambda-Function-Error"
+
+
+class MlambdaError(Exception):
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "ServiceException"
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_type is not None:
+            self.error_type = error_type  # type: ignore[misc]
+
+    def to_body(self) -> dict[str, Any]:
+        return {"errorType": self.error_type, "errorMessage": self.message}
+
+
+class ClientError(MlambdaError):
+    status = 400
+    error_type = "InvalidRequestContentException"
+    exit_code = 2
+
+
+class InvalidRequest(ClientError):
+    pass
+
+
+class InvalidSpec(ClientError):
+    error_type = "InvalidParameterValueException"
+
+
+class Unauthorized(ClientError):
+    status = 401
+    error_type = "UnauthorizedException"
+    exit_code = 5
+
+
+class FunctionNotFound(ClientError):
+    status = 404
+    error_type = "ResourceNotFoundException"
+    exit_code = 4
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    error_type = "RequestTooLargeException"
+
+
+class Throttled(ClientError):
+    status = 429
+    error_type = "TooManyRequestsException"
+    exit_code = 6
+
+
+class FunctionError(MlambdaError):
+    """The function itself failed. ``payload`` is the body Lambda would return."""
+
+    status = 502
+    error_type = "Unhandled"
+    exit_code = 3
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(
+            str(payload.get("errorMessage", "")), error_type=str(payload.get("errorType", "Error"))
+        )
+        self.payload = payload
+
+    def to_body(self) -> dict[str, Any]:
+        return self.payload
+
+
+class InitError(FunctionError):
+    pass
+
+
+class ExitError(FunctionError):
+    pass
+
+
+class FunctionTimeout(FunctionError):
+    status = 504
+
+
+class ArtifactCorrupted(MlambdaError):
+    error_type = "ArtifactCorruptedException"
+
+
+class ServiceUnavailable(MlambdaError):
+    status = 503
+    error_type = "ServiceUnavailableException"
+
+
+class ConnectionFailed(MlambdaError):
+    exit_code = 7
+
+
+_BY_TYPE: dict[str, type[MlambdaError]] = {
+    cls.error_type: cls
+    for cls in (
+        InvalidRequest,
+        InvalidSpec,
+        Unauthorized,
+        FunctionNotFound,
+        PayloadTooLarge,
+        Throttled,
+        ArtifactCorrupted,
+        ServiceUnavailable,
+    )
+}
+
+
+def from_response(status: int, body: dict[str, Any], function_error: bool) -> MlambdaError:
+    """Rebuild the error a server answered with (the client side of ``to_body``)."""
+    if function_error:
+        cls: type[FunctionError] = FunctionTimeout if status == 504 else FunctionError
+        return cls(body)
+    error_type = str(body.get("errorType", "ServiceException"))
+    message = str(body.get("errorMessage", f"HTTP {status}"))
+    return _BY_TYPE.get(error_type, MlambdaError)(message, error_type=error_type)

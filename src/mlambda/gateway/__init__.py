@@ -1,0 +1,1 @@
+"""The HTTP gateway: Starlette routes, auth, limits and the error mapping."""

@@ -1,0 +1,99 @@
+"""The ASGI application: routes, then the middleware stack, then the error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mlambda.errors import MlambdaError
+from mlambda.gateway import functions, invoke
+from mlambda.gateway.auth import KeyAuth
+from mlambda.gateway.openapi import document
+from mlambda.gateway.responses import error_response
+from mlambda.platform import Platform
+
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    return Response(platform.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document())
+
+
+async def _mlambda_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MlambdaError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error_type = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(
+        exc.status_code, "HTTPException"
+    )
+    message = exc.detail
+    if exc.status_code == 404:
+        message = f"No route for {request.method} {request.url.path}; see /openapi.json"
+    return JSONResponse(
+        {"errorType": error_type, "errorMessage": message},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/functions", functions.list_functions, methods=["GET"]),
+        Route(
+            "/v1/functions/{name}",
+            functions.get_function,
+            methods=["GET"],
+        ),
+        Route("/v1/functions/{name}", functions.put_function, methods=["PUT"]),
+        Route("/v1/functions/{name}", functions.delete_function, methods=["DELETE"]),
+        Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
+        Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
+        Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
+        Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
+    ]
+
+
+def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> Starlette:
+    """The gateway for ``platform``; with ``manage_lifecycle`` the ASGI lifespan starts/stops it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await platform.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await platform.stop()
+
+    middleware = [Middleware(KeyAuth, key=platform.api_key)] if platform.api_key else []
+    app = Starlette(
+        routes=routes(),
+        middleware=middleware,
+        exception_handlers={MlambdaError: _mlambda_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    return app

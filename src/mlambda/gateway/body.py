@@ -1,0 +1,37 @@
+"""Reading request bodies under a size limit, and the JSON check on invoke payloads."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+
+from mlambda.errors import InvalidRequest, PayloadTooLarge
+
+
+def _too_large(what: str, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
+
+
+async def read_body(request: Request, limit: int, what: str = "Request payload") -> bytes:
+    """The whole body; refuses early on Content-Length and stops reading past ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(f"{what} size ({declared} bytes)", limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(what, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_json(payload: bytes) -> None:
+    """Refuse a payload that is not JSON, before any instance sees (or starts for) it."""
+    if not payload.strip():
+        return
+    try:
+        msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Could not parse request body into json: {exc}") from None

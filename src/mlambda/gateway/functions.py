@@ -1,0 +1,74 @@
+"""Management routes: list, show, deploy (PUT a bundle), remove, logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from mlambda.errors import InvalidRequest
+from mlambda.gateway.body import read_body
+from mlambda.platform import Platform
+from mlambda.registry import FunctionRecord
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def _describe(platform: Platform, record: FunctionRecord) -> dict[str, Any]:
+    return {**record.to_dict(), "instances": platform.instances(record.name)}
+
+
+async def list_functions(request: Request) -> Response:
+    platform = _platform(request)
+    return JSONResponse({"functions": [_describe(platform, r) for r in platform.registry.list()]})
+
+
+async def get_function(request: Request) -> Response:
+    platform = _platform(request)
+    return JSONResponse(_describe(platform, platform.get(request.path_params["name"])))
+
+
+async def put_function(request: Request) -> Response:
+    platform = _platform(request)
+    archive = await read_body(request, platform.settings.max_bundle_bytes, "Bundle")
+    existed = platform.registry.get(request.path_params["name"]) is not None
+    record, changed = await platform.deploy(archive, name=request.path_params["name"])
+    status = 201 if changed and not existed else 200
+    return JSONResponse({"function": _describe(platform, record), "changed": changed}, status)
+
+
+async def delete_function(request: Request) -> Response:
+    record = await _platform(request).remove(request.path_params["name"])
+    return JSONResponse({"deleted": record.name, "digest": record.digest})
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise InvalidRequest(
+            f"query parameter {name!r} must be a non-negative integer, got {raw!r}"
+        )
+    return int(raw)
+
+
+async def function_logs(request: Request) -> Response:
+    """The function's last ``tail`` log lines; with ``follow=1`` the response stays open."""
+    platform = _platform(request)
+    name = request.path_params["name"]
+    platform.get(name)
+    tail = _int_param(request, "tail", 100)
+    history = "".join(platform.logs.tail(name, tail))
+    if request.query_params.get("follow") not in ("1", "true", "yes"):
+        return PlainTextResponse(history)
+
+    async def stream():
+        yield history
+        async for text in platform.logs.follow(name):
+            yield text
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")

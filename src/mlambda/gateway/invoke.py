@@ -1,0 +1,66 @@
+"""Invoke routes: the JSON invoke API and function URLs."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mlambda.errors import FunctionError
+from mlambda.gateway import function_url
+from mlambda.gateway.auth import bearer_token
+from mlambda.gateway.body import check_json, read_body
+from mlambda.gateway.responses import REQUEST_ID_HEADER, error_response, invocation_response
+from mlambda.platform import Platform
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+async def invoke(request: Request) -> Response:
+    platform = _platform(request)
+    payload = await read_body(request, platform.settings.max_payload_bytes)
+    check_json(payload)
+    invocation = await platform.invoke(request.path_params["name"], payload)
+    return invocation_response(invocation)
+
+
+async def function_url_request(request: Request) -> Response:
+    platform = _platform(request)
+    name = request.path_params["name"]
+    body = await read_body(request, platform.settings.max_payload_bytes)
+    headers = [
+        (k, v)
+        for k, v in request.headers.items()
+        # The platform's key authenticated this request; it is not the function's to see.
+        if not (k == "authorization" and bearer_token(v) == platform.api_key)
+    ]
+    event = function_url.build_event(
+        method=request.method,
+        raw_path="/" + request.path_params.get("path", ""),
+        raw_query=request.url.query,
+        headers=headers,
+        body=body,
+        source_ip=request.client.host if request.client else "127.0.0.1",
+        function_name=name,
+    )
+    invocation = await platform.invoke(name, json.dumps(event).encode())
+    if invocation.error is not None:
+        return invocation_response(invocation)
+    try:
+        result = function_url.parse_result(invocation.body)
+    except (ValueError, TypeError, KeyError) as exc:
+        error = FunctionError(
+            {
+                "errorType": "Function.InvalidResponse",
+                "errorMessage": f"The function returned an invalid HTTP response: {exc}",
+            }
+        )
+        return error_response(error, invocation.request_id)
+    response = Response(result.body, status_code=result.status)
+    for key, value in result.headers:
+        response.headers.append(key, value)
+    response.headers[REQUEST_ID_HEADER] = invocation.request_id
+    return response

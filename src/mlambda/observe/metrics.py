@@ -1,0 +1,67 @@
+"""Prometheus metrics, in a registry owned by the Platform (never the process-global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+INIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.invocations = Counter(
+            "mlambda_invocations",
+            "Invocations completed, by outcome",
+            ["function", "outcome"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "mlambda_errors",
+            "Invocations that failed, by errorType",
+            ["function", "error_type"],
+            registry=r,
+        )
+        self.throttles = Counter(
+            "mlambda_throttles",
+            "Requests refused with 429 (queue bound reached)",
+            ["function"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "mlambda_timeouts",
+            "Invocations killed at the function timeout",
+            ["function"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "mlambda_duration_seconds",
+            "Handler duration",
+            ["function"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.init_duration = Histogram(
+            "mlambda_init_duration_seconds",
+            "Instance init (import + handler module init)",
+            ["function"],
+            buckets=INIT_BUCKETS,
+            registry=r,
+        )
+        self.cold_starts = Counter(
+            "mlambda_cold_starts",
+            "Invocations served by a freshly started instance",
+            ["function"],
+            registry=r,
+        )
+        self.concurrent = Gauge(
+            "mlambda_concurrent_executions", "Invocations running now", ["function"], registry=r
+        )
+        self.instances = Gauge(
+            "mlambda_instances", "Instances by state", ["function", "state"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,69 @@
+"""The Platform's observer: pools report here; it writes logs and metrics."""
+
+from __future__ import annotations
+
+from mlambda.observe.logs import LogSink
+from mlambda.observe.metrics import Metrics
+from mlambda.observe.report import Report
+from mlambda.pool.pool import Invocation, Observer
+from mlambda.registry.model import FunctionRecord
+
+
+def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
+    error = invocation.error
+    status = None
+    if error is not None and error.error_type == "Sandbox.Timedout":
+        status = "timeout"
+    elif error is not None and error.error_type.startswith("Runtime."):
+        status = "error"
+    return Report(
+        request_id=invocation.request_id,
+        version=record.version,
+        duration_ms=invocation.duration_ms,
+        memory_mb=record.spec.memory_mb,
+        max_memory_mb=invocation.max_memory_mb,
+        init_ms=invocation.init_ms,
+        status=status,
+        error_type=error.error_type if status == "error" and error is not None else None,
+    )
+
+
+class PlatformObserver(Observer):
+    def __init__(self, logs: LogSink, metrics: Metrics) -> None:
+        self.logs = logs
+        self.metrics = metrics
+
+    def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
+        report = report_for(record, invocation)
+        lines = [report.start_line(), *invocation.logs.splitlines()]
+        if invocation.error is not None and report.status is not None:
+            lines.append(f"{invocation.request_id} {invocation.error.message}")
+        lines += [report.end_line(), report.report_line()]
+        self.logs.write(record.name, lines)
+        self._count(record.name, invocation)
+
+    def _count(self, name: str, invocation: Invocation) -> None:
+        m = self.metrics
+        error = invocation.error
+        outcome = "success" if error is None else "error"
+        if error is not None and error.error_type == "Sandbox.Timedout":
+            outcome = "timeout"
+            m.timeouts.labels(name).inc()
+        m.invocations.labels(name, outcome).inc()
+        if error is not None:
+            m.errors.labels(name, error.error_type).inc()
+        m.duration.labels(name).observe(invocation.duration_ms / 1000)
+        if invocation.init_ms is not None:
+            m.cold_starts.labels(name).inc()
+            m.init_duration.labels(name).observe(invocation.init_ms / 1000)
+
+    def output(self, record: FunctionRecord, text: str) -> None:
+        self.logs.write(record.name, text.splitlines())
+
+    def throttled(self, record: FunctionRecord) -> None:
+        self.metrics.throttles.labels(record.name).inc()
+
+    def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
+        for state in ("starting", "busy", "idle"):
+            self.metrics.instances.labels(record.name, state).set(counts[state])
+        self.metrics.concurrent.labels(record.name).set(counts["busy"])

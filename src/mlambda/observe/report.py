@@ -1,0 +1,45 @@
+"""Lambda's START / END / REPORT lines (pure formatting)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    request_id: str
+    version: str
+    duration_ms: float
+    memory_mb: int
+    max_memory_mb: int
+    init_ms: float | None = None
+    # Set when the invocation did not complete: "timeout" or "error".
+    status: str | None = None
+    error_type: str | None = None
+
+    @property
+    def billed_ms(self) -> int:
+        return max(1, math.ceil(self.duration_ms))
+
+    def start_line(self) -> str:
+        return f"START RequestId: {self.request_id} Version: {self.version}"
+
+    def end_line(self) -> str:
+        return f"END RequestId: {self.request_id}"
+
+    def report_line(self) -> str:
+        fields = [
+            f"REPORT RequestId: {self.request_id}",
+            f"Duration: {self.duration_ms:.2f} ms",
+            f"Billed Duration: {self.billed_ms} ms",
+            f"Memory Size: {self.memory_mb} MB",
+            f"Max Memory Used: {self.max_memory_mb} MB",
+        ]
+        if self.init_ms is not None:
+            fields.append(f"Init Duration: {self.init_ms:.2f} ms")
+        if self.status is not None:
+            fields.append(f"Status: {self.status}")
+        if self.error_type is not None:
+            fields.append(f"Error Type: {self.error_type}")
+        return "\t".join(fields) + "\t"

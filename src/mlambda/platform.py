@@ -1,0 +1,140 @@
+"""Platform: builds and wires every part; ``start()``/``stop()``. Holds all live state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+from mlambda import bundle
+from mlambda.backends.base import Backend
+from mlambda.backends.local import LocalBackend
+from mlambda.errors import FunctionNotFound, InvalidSpec
+from mlambda.observe.logs import LogSink
+from mlambda.observe.metrics import Metrics
+from mlambda.observe.observer import PlatformObserver
+from mlambda.pool.pool import Invocation, Pool
+from mlambda.registry import FunctionRecord, Registry
+from mlambda.registry.model import is_unchanged
+from mlambda.router import Router, not_found_message
+from mlambda.settings import Settings
+from mlambda.store import LocalStore
+from mlambda.store.base import ArtifactStore, digest_of
+
+log = logging.getLogger("mlambda")
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: Backend | None = None,
+        store: ArtifactStore | None = None,
+    ) -> None:
+        self.settings = settings
+        data = Path(settings.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
+        self.registry = Registry.sqlite(data / "registry.db")
+        self.store = store or LocalStore(data / "artifacts")
+        self.backend = backend or LocalBackend()
+        self.metrics = Metrics()
+        self.logs = LogSink(data / "logs", settings.max_log_bytes)
+        self.observer = PlatformObserver(self.logs, self.metrics)
+        self.router = Router(self.registry, self.store, data / "cache", self._make_pool)
+        self.started_at = time.time()
+
+    def _make_pool(self, record: FunctionRecord, task_root: str) -> Pool:
+        return Pool(
+            record,
+            task_root,
+            self.backend,
+            observer=self.observer,
+            base_env=dict(self.settings.instance_env),
+            max_response_bytes=self.settings.max_payload_bytes,
+        )
+
+    async def start(self) -> None:
+        """Bring up the functions that keep warm instances (min_instances > 0)."""
+        for record in self.registry.list():
+            if record.spec.min_instances > 0:
+                with contextlib.suppress(Exception):
+                    await self.router.pool_for(record.name)
+
+    async def stop(self) -> None:
+        await self.router.close()
+        await self.backend.close()
+        self.logs.close()
+        self.registry.close()
+
+    # -- operations the gateway and CLI expose ----------------------------------------------
+
+    async def deploy(self, archive: bytes, name: str | None = None) -> tuple[FunctionRecord, bool]:
+        """Store a bundle and make it the function's $LATEST; (record, changed)."""
+        spec = bundle.read_spec(archive, name=name)
+        digest = digest_of(archive)
+        current = self.registry.get(spec.name)
+        if current is not None and is_unchanged(current, digest, spec):
+            return current, False
+        await asyncio.to_thread(self._store_and_unpack, archive, digest)
+        record, changed = self.registry.put(spec, digest, time.time())
+        await self.router.replace(record)
+        return record, changed
+
+    def _store_and_unpack(self, archive: bytes, digest: str) -> None:
+        self.store.put(archive)
+        try:
+            self.router.prepare(digest)
+        except InvalidSpec:
+            self._collect(digest)
+            raise
+
+    async def invoke(
+        self, name: str, payload: bytes, client_context: str | None = None
+    ) -> Invocation:
+        pool = await self.router.pool_for(name)
+        return await pool.invoke(payload, client_context=client_context)
+
+    def get(self, name: str) -> FunctionRecord:
+        record = self.registry.get(name)
+        if record is None:
+            raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
+        return record
+
+    async def remove(self, name: str) -> FunctionRecord:
+        record = self.registry.delete(name)
+        if record is None:
+            raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
+        await self.router.remove(name)
+        self._collect(record.digest)
+        return record
+
+    def _collect(self, digest: str) -> None:
+        """Drop an artifact and its unpacked copy once no function refers to it."""
+        if digest not in self.registry.digests_in_use():
+            self.store.delete(digest)
+            self.router.forget_cache(digest)
+
+    def instances(self, name: str) -> dict[str, int]:
+        pool = self.router.pools.get(name)
+        return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
+
+
+def load_or_create_key(path: Path) -> str:
+    """The admin key: generated on first start, stored readable by its owner only."""
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    key = "mlk_" + secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key

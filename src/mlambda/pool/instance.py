@@ -1,0 +1,164 @@
+"""One running instance, as the pool sees it: a process, its stream, and invocations in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from mlambda.backends.base import InstanceProcess
+from mlambda.errors import ExitError, FunctionError, InitError
+from mlambda.pool.channel import read_message, write_message
+from mlambda.runtime import protocol
+
+Outcome = protocol.Result | protocol.Failure
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+def exit_description(status: int) -> str:
+    """Lambda's wording: 'exit status 3', or 'signal: killed' for a signal."""
+    if status >= 0:
+        return f"exit status {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        return f"signal {-status}"
+    return "signal: " + {"SIGKILL": "killed", "SIGSEGV": "segmentation fault"}.get(
+        name, name.removeprefix("SIG").lower()
+    )
+
+
+def exit_error(request_id: str, status: int, phase: str = "") -> dict[str, Any]:
+    return {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": (
+            f"RequestId: {request_id} Error: Runtime exited{phase} with error: "
+            f"{exit_description(status)}"
+        ),
+        "requestId": request_id,
+    }
+
+
+class Instance:
+    def __init__(
+        self,
+        instance_id: str,
+        process: InstanceProcess,
+        on_output: Callable[[str], None],
+        now: float,
+    ) -> None:
+        self.id = instance_id
+        self.process = process
+        self.state = State.STARTING
+        self.started_at = now
+        self.idle_since = now
+        self.active = 0
+        self.served = 0
+        self.exit_status: int | None = None
+        self.ready: protocol.Ready | None = None
+        self._pending: dict[str, asyncio.Future[Outcome]] = {}
+        self._on_output = on_output
+        self._tasks = [asyncio.get_running_loop().create_task(self._pump_output())]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def init_ms(self) -> float:
+        return self.ready.import_ms + self.ready.init_ms if self.ready else 0.0
+
+    async def configure(self, config: protocol.Configure, timeout: float) -> None:
+        """Send the configuration and wait for Ready; raise InitError/ExitError otherwise."""
+        write_message(self.process.writer, config)
+        try:
+            reply = await asyncio.wait_for(read_message(self.process.reader), timeout)
+        except TimeoutError:
+            self.kill()
+            raise InitError(
+                {
+                    "errorType": "Runtime.InitError",
+                    "errorMessage": f"Init timed out after {timeout:.2f} seconds",
+                }
+            ) from None
+        if isinstance(reply, protocol.Ready):
+            self.ready = reply
+            self.state = State.READY
+            self._tasks.append(asyncio.get_running_loop().create_task(self._read_loop()))
+            return
+        if isinstance(reply, protocol.InitFailed):
+            if reply.logs:
+                self._on_output(reply.logs)
+            status = await self._reap()
+            raise InitError(reply.error) from None
+        status = await self._reap()
+        raise ExitError(exit_error("", status, " during init")) from None
+
+    def invoke(self, request: protocol.Invoke) -> asyncio.Future[Outcome]:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if self.state is not State.READY:
+            future.set_exception(ExitError(exit_error(request.request_id, self.exit_status or 0)))
+            return future
+        self._pending[request.request_id] = future
+        write_message(self.process.writer, request)
+        return future
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = await read_message(self.process.reader)
+            if message is None:
+                break
+            if isinstance(message, (protocol.Result, protocol.Failure)):
+                future = self._pending.pop(message.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        status = await self._reap()
+        for request_id, future in self._pending.items():
+            if not future.done():
+                future.set_exception(ExitError(exit_error(request_id, status)))
+        self._pending.clear()
+
+    async def _pump_output(self) -> None:
+        output = self.process.output
+        if output is None:
+            return
+        while line := await output.readline():
+            self._on_output(line.decode("utf-8", errors="replace"))
+
+    async def _reap(self) -> int:
+        self.state = State.DEAD
+        if self.exit_status is None:
+            self.exit_status = await self.process.wait()
+        return self.exit_status
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    async def wait_dead(self) -> int:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return await self._reap()
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Ask the worker to exit; kill it if it has not within ``grace`` seconds."""
+        if self.state is State.DEAD:
+            return
+        self.state = State.STOPPING
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            write_message(self.process.writer, protocol.Shutdown())
+        try:
+            await asyncio.wait_for(self.wait_dead(), grace)
+        except TimeoutError:
+            self.kill()
+            await self.wait_dead()
+
+
+__all__ = ["FunctionError", "Instance", "State"]

@@ -1,0 +1,366 @@
+"""The pool of one function version: free slot -> dispatch; else queue and scale; deadlines.
+
+All state lives on the event loop thread; no locks. Scaling decisions come from ``scaling``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable
+
+from mlambda.backends.base import Backend, StartRequest
+from mlambda.errors import (
+    ExitError,
+    FunctionError,
+    FunctionTimeout,
+    InitError,
+    MlambdaError,
+    ServiceUnavailable,
+    Throttled,
+)
+from mlambda.pool import scaling
+from mlambda.pool.environment import instance_environment
+from mlambda.pool.instance import Instance, State
+from mlambda.registry.model import FunctionRecord
+from mlambda.runtime import protocol
+
+
+@dataclasses.dataclass
+class Invocation:
+    """What one invoke produced, for the gateway and the REPORT line."""
+
+    request_id: str
+    body: bytes = b""
+    error: FunctionError | None = None
+    logs: str = ""
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+    instance_id: str = ""
+    pid: int = 0
+
+
+class Observer:
+    """What a pool reports; the Platform's observer writes logs and metrics. This one drops all."""
+
+    def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
+        pass
+
+    def output(self, record: FunctionRecord, text: str) -> None:
+        pass
+
+    def throttled(self, record: FunctionRecord) -> None:
+        pass
+
+    def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
+        pass
+
+
+class Pool:
+    def __init__(
+        self,
+        record: FunctionRecord,
+        task_root: str,
+        backend: Backend,
+        *,
+        observer: Observer | None = None,
+        base_env: dict[str, str] | None = None,
+        max_response_bytes: int = 6 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.record = record
+        self.spec = record.spec
+        self.task_root = task_root
+        self.backend = backend
+        self.observer = observer or Observer()
+        self.base_env = base_env or {}
+        self.max_response_bytes = max_response_bytes
+        self.clock = clock
+        self.instances: list[Instance] = []
+        self.starting = 0
+        self.closed = False
+        self._queue: collections.deque[asyncio.Future[Instance]] = collections.deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle_timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- invoking -----------------------------------------------------------------------------
+
+    async def invoke(
+        self, payload: bytes, request_id: str | None = None, client_context: str | None = None
+    ) -> Invocation:
+        """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error)."""
+        if self.closed:
+            raise ServiceUnavailable(f"function {self.spec.name!r} is being replaced or removed")
+        request_id = request_id or str(uuid.uuid4())
+        instance = self._take_free_instance() or await self._wait_for_instance()
+        try:
+            return await self._run(instance, payload, request_id, client_context)
+        finally:
+            self._release(instance)
+
+    async def _run(
+        self, instance: Instance, payload: bytes, request_id: str, client_context: str | None
+    ) -> Invocation:
+        first = instance.served == 0
+        instance.served += 1
+        timeout = self.spec.timeout_s
+        request = protocol.Invoke(
+            request_id=request_id,
+            payload=payload,
+            deadline_ms=int((time.time() + timeout) * 1000),
+            client_context=client_context,
+        )
+        result = Invocation(request_id, instance_id=instance.id, pid=instance.pid)
+        if first:
+            result.init_ms = instance.init_ms
+        started = time.perf_counter()
+        try:
+            outcome = await asyncio.wait_for(instance.invoke(request), timeout)
+        except TimeoutError:
+            instance.kill()  # the instance may be stuck anywhere: only a kill is certain
+            result.duration_ms = timeout * 1000
+            result.error = FunctionTimeout(
+                {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                    "requestId": request_id,
+                }
+            )
+        except FunctionError as exc:
+            result.duration_ms = (time.perf_counter() - started) * 1000
+            result.error = exc
+        else:
+            result.logs = outcome.logs
+            result.duration_ms = outcome.duration_ms
+            result.max_memory_mb = outcome.max_memory_mb
+            if isinstance(outcome, protocol.Failure):
+                result.error = FunctionError(outcome.error)
+            else:
+                result.body = outcome.body
+        self.observer.invocation(self.record, result)
+        return result
+
+    def _take_free_instance(self) -> Instance | None:
+        # Oldest first: load packs onto few instances, so the rest go idle and scale in.
+        for instance in self.instances:
+            if instance.state is State.READY and instance.active < self.spec.concurrency:
+                self._reserve(instance)
+                return instance
+        return None
+
+    def _reserve(self, instance: Instance) -> None:
+        instance.active += 1
+        timer = self._idle_timers.pop(instance.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _release(self, instance: Instance) -> None:
+        instance.active -= 1
+        if instance.state is State.READY:
+            self._hand_out()
+            if instance.active == 0:
+                instance.idle_since = self.clock()
+                self._arm_idle_timer(instance)
+        self._report_instances()
+
+    async def _wait_for_instance(self) -> Instance:
+        waiter: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        self._scale()
+        queued_at = self.clock()
+        try:
+            while True:
+                remaining = queued_at + self.spec.queue_timeout - self.clock()
+                # While an instance is starting for this queue, the wait extends to its init.
+                if self.starting:
+                    remaining += self.spec.init_timeout_s
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(waiter), remaining)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._queue.remove(waiter)
+        self.observer.throttled(self.record)
+        raise Throttled(
+            f"Rate exceeded: no instance of {self.spec.name!r} was free within "
+            f"{self.spec.queue_timeout:g} s (max_instances = {self.spec.max_instances}, "
+            f"concurrency = {self.spec.concurrency}); retry later or raise max_instances"
+        )
+
+    def _hand_out(self) -> None:
+        """Give free slots to queued requests, oldest first."""
+        while self._queue:
+            waiter = self._queue[0]
+            if waiter.done():
+                self._queue.popleft()
+                continue
+            instance = self._take_free_instance()
+            if instance is None:
+                return
+            self._queue.popleft()
+            waiter.set_result(instance)
+
+    def _fail_queue(self, error: MlambdaError) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # -- scaling ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bring the pool to min_instances (provisioned concurrency)."""
+        self._scale()
+
+    def _scale(self) -> None:
+        if self.closed:
+            return
+        snapshot = scaling.Snapshot(
+            queued=sum(1 for w in self._queue if not w.done()),
+            running=sum(1 for i in self.instances if i.state is State.READY),
+            starting=self.starting,
+            concurrency=self.spec.concurrency,
+            min_instances=self.spec.min_instances,
+            max_instances=self.spec.max_instances,
+        )
+        for _ in range(scaling.instances_to_start(snapshot)):
+            self._spawn(self._start_instance())
+
+    def _spawn(self, coroutine: collections.abc.Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_instance(self) -> None:
+        self.starting += 1
+        self._report_instances()
+        instance_id = uuid.uuid4().hex[:12]
+        try:
+            instance = await self._launch(instance_id)
+        except (InitError, ExitError) as exc:
+            # Every queued request would meet the same failure: answer them all with it.
+            self._fail_queue(exc)
+            return
+        except Exception as exc:
+            self._fail_queue(ServiceUnavailable(f"could not start an instance: {exc}"))
+            return
+        finally:
+            self.starting -= 1
+            self._report_instances()
+        if self.closed:
+            await instance.stop()
+            return
+        self.instances.append(instance)
+        self._spawn(self._watch(instance))
+        self._hand_out()
+        if instance.active == 0:
+            self._arm_idle_timer(instance)
+        self._report_instances()
+
+    async def _launch(self, instance_id: str) -> Instance:
+        env = instance_environment(
+            self.base_env, self.spec, self.record.version, self.task_root, instance_id
+        )
+        process = await self.backend.start(
+            StartRequest(instance_id, self.record.version, self.spec, self.task_root, env)
+        )
+        instance = Instance(
+            instance_id,
+            process,
+            lambda text: self.observer.output(self.record, text),
+            self.clock(),
+        )
+        config = protocol.Configure(
+            instance_id=instance_id,
+            function_name=self.spec.name,
+            function_version=self.record.version,
+            handler=self.spec.handler,
+            task_root=self.task_root,
+            memory_mb=self.spec.memory_mb,
+            concurrency=self.spec.concurrency,
+            max_response_bytes=self.max_response_bytes,
+            preload=list(self.spec.preload),
+            env=dict(self.spec.env),
+        )
+        try:
+            await instance.configure(config, self.spec.init_timeout_s)
+        except BaseException:
+            instance.kill()
+            raise
+        return instance
+
+    async def _watch(self, instance: Instance) -> None:
+        """When an instance dies (crash, kill, stop), forget it and top the pool back up."""
+        await instance.wait_dead()
+        with contextlib.suppress(ValueError):
+            self.instances.remove(instance)
+        timer = self._idle_timers.pop(instance.id, None)
+        if timer is not None:
+            timer.cancel()
+        self._report_instances()
+        self._scale()
+
+    def _arm_idle_timer(self, instance: Instance) -> None:
+        loop = asyncio.get_running_loop()
+        previous = self._idle_timers.pop(instance.id, None)
+        if previous is not None:
+            previous.cancel()
+        self._idle_timers[instance.id] = loop.call_later(
+            self.spec.keep_alive_s, self._reap_idle, instance
+        )
+
+    def _reap_idle(self, instance: Instance) -> None:
+        self._idle_timers.pop(instance.id, None)
+        running = sum(1 for i in self.instances if i.state is State.READY)
+        if (
+            instance.state is State.READY
+            and instance.active == 0
+            and scaling.should_stop_idle(
+                instance.idle_since,
+                self.clock(),
+                self.spec.keep_alive_s,
+                running,
+                self.spec.min_instances,
+            )
+        ):
+            self._spawn(instance.stop())
+
+    # -- visibility and lifecycle -------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        busy = sum(1 for i in self.instances if i.state is State.READY and i.active)
+        idle = sum(1 for i in self.instances if i.state is State.READY and not i.active)
+        return {"starting": self.starting, "busy": busy, "idle": idle, "queued": len(self._queue)}
+
+    def _report_instances(self) -> None:
+        self.observer.instances(self.record, self.counts())
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop taking requests; let queued and running ones finish; then stop every instance."""
+        self.closed = True
+        deadline = self.clock() + (grace if grace is not None else self.spec.timeout_s + 1)
+        while (self._queue or any(i.active for i in self.instances)) and self.clock() < deadline:
+            await asyncio.sleep(0.05)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every instance now; requests still waiting get ServiceUnavailable."""
+        self.closed = True
+        self._fail_queue(ServiceUnavailable(f"function {self.spec.name!r} was stopped"))
+        for timer in self._idle_timers.values():
+            timer.cancel()
+        self._idle_timers.clear()
+        await asyncio.gather(*(i.stop(grace=1.0) for i in list(self.instances)))
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.instances.clear()
+        self._report_instances()

@@ -1,0 +1,89 @@
+"""Registry: functions stored with SQLAlchemy Core (SQLite by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from mlambda.registry import tables
+from mlambda.registry.model import LATEST, FunctionRecord, is_unchanged
+from mlambda.spec import FunctionSpec
+
+
+class Registry:
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        tables.metadata.create_all(self.engine)
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Registry:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{path}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def get(self, name: str) -> FunctionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tables.functions).where(tables.functions.c.name == name)
+            ).first()
+        return _record(row._mapping) if row else None
+
+    def list(self) -> list[FunctionRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tables.functions).order_by(tables.functions.c.name))
+            return [_record(row._mapping) for row in rows]
+
+    def put(self, spec: FunctionSpec, digest: str, now: float) -> tuple[FunctionRecord, bool]:
+        """Make ``spec``/``digest`` the function's $LATEST; returns (record, changed)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(tables.functions).where(tables.functions.c.name == spec.name)
+            ).first()
+            current = _record(row._mapping) if row else None
+            if current is not None and is_unchanged(current, digest, spec):
+                return current, False
+            values = {"version": LATEST, "digest": digest, "spec": spec.to_dict()}
+            if current is None:
+                conn.execute(
+                    tables.functions.insert().values(
+                        name=spec.name, created_at=now, updated_at=now, **values
+                    )
+                )
+            else:
+                conn.execute(
+                    tables.functions.update()
+                    .where(tables.functions.c.name == spec.name)
+                    .values(updated_at=now, **values)
+                )
+        created = current.created_at if current else now
+        return FunctionRecord(spec.name, LATEST, digest, spec, created, now), True
+
+    def delete(self, name: str) -> FunctionRecord | None:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(tables.functions).where(tables.functions.c.name == name)
+            ).first()
+            if row is None:
+                return None
+            conn.execute(tables.functions.delete().where(tables.functions.c.name == name))
+        return _record(row._mapping)
+
+    def digests_in_use(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(tables.functions.c.digest)).scalars())
+
+
+def _record(row: Any) -> FunctionRecord:
+    return FunctionRecord(
+        name=row["name"],
+        version=row["version"],
+        digest=row["digest"],
+        spec=msgspec.convert(row["spec"], FunctionSpec),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,1 @@
+"""Code that runs inside instance processes. Imports the standard library and msgspec only."""

@@ -1,0 +1,112 @@
+"""Frames between the pool and an instance: typed msgpack messages, each with a length prefix.
+
+A frame is a 4-byte big-endian length followed by one msgpack-encoded message. The session:
+
+    pool -> worker   Configure            (once, first)
+    worker -> pool   Ready | InitFailed   (after the handler module was imported)
+    pool -> worker   Invoke ...           (up to ``concurrency`` outstanding)
+    worker -> pool   Result | Failure     (one per Invoke, matched by request_id)
+    pool -> worker   Shutdown             (the worker exits 0); EOF means the same
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">I")
+# An invoke payload is at most 6 MB; this bound only stops a corrupt length from allocating GBs.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class Configure(msgspec.Struct, tag="configure", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    instance_id: str
+    function_name: str
+    function_version: str
+    handler: str
+    task_root: str
+    memory_mb: int
+    concurrency: int
+    max_response_bytes: int
+    preload: list[str] = []
+    env: dict[str, str] = {}
+
+
+class Ready(msgspec.Struct, tag="ready", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    pid: int
+    import_ms: float
+    init_ms: float
+
+
+class InitFailed(msgspec.Struct, tag="init_failed", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    error: dict[str, Any]
+    logs: str = ""
+
+
+class Invoke(msgspec.Struct, tag="invoke", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    request_id: str
+    payload: bytes
+    # Wall-clock deadline (epoch ms): context.get_remaining_time_in_millis() counts down to it.
+    deadline_ms: int
+    client_context: str | None = None
+
+
+class Result(msgspec.Struct, tag="result", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    request_id: str
+    body: bytes
+    logs: str
+    duration_ms: float
+    max_memory_mb: int
+
+
+class Failure(msgspec.Struct, tag="failure", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    request_id: str
+    error: dict[str, Any]
+    logs: str
+    duration_ms: float
+    max_memory_mb: int
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):
+    v: int = PROTOCOL_VERSION
+
+
+Message = Configure | Ready | InitFailed | Invoke | Result | Failure | Shutdown
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a frame of this protocol."""
+
+
+def encode(message: Message) -> bytes:
+    body = _encoder.encode(message)
+    return HEADER.pack(len(body)) + body
+
+
+def frame_length(header: bytes) -> int:
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME_BYTES}")
+    return int(length)
+
+
+def decode(body: bytes) -> Message:
+    try:
+        message = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(str(exc)) from None
+    if message.v != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {message.v}, expected {PROTOCOL_VERSION}")
+    return message

@@ -1,0 +1,186 @@
+"""The instance's main loop: configure, import the handler, then answer Invoke frames.
+
+Started by a backend with the pool's end of a socketpair as ``MLAMBDA_WORKER_FD`` (a plain
+process), or entered directly after a fork (``serve(sock)``). Exits when the pool says Shutdown,
+when the socket closes, or when the platform process dies (parent-death signal).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mlambda.runtime import handler as handlers
+from mlambda.runtime import protocol
+from mlambda.runtime.capture import Capture
+from mlambda.runtime.context import LambdaContext
+
+FD_VARIABLE = "MLAMBDA_WORKER_FD"
+
+
+class Channel:
+    """Blocking frame I/O over the instance's socket; ``send`` is safe from several threads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._file = sock.makefile("rb")
+        self._lock = threading.Lock()
+
+    def recv(self) -> protocol.Message | None:
+        header = self._file.read(protocol.HEADER.size)
+        if len(header) < protocol.HEADER.size:
+            return None
+        body = self._file.read(protocol.frame_length(header))
+        return protocol.decode(body)
+
+    def send(self, message: protocol.Message) -> None:
+        data = protocol.encode(message)
+        with self._lock:
+            self._sock.sendall(data)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL us when the platform dies, so no instance outlives `serve`."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def max_memory_mb() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+class Worker:
+    def __init__(self, channel: Channel, config: protocol.Configure) -> None:
+        self.channel = channel
+        self.config = config
+        self.capture = Capture()
+        self.handler: handlers.Handler | None = None
+        self.log_stream = (
+            time.strftime("%Y/%m/%d/") + f"[{config.function_version}]{config.instance_id}"
+        )
+
+    def initialize(self) -> protocol.Ready | protocol.InitFailed:
+        os.environ.update(self.config.env)
+        self.capture.install()
+        self.capture.begin()
+        started = time.perf_counter()
+        try:
+            handlers.preload(self.config.preload)
+            imported = time.perf_counter()
+            self.handler = handlers.load(self.config.handler, self.config.task_root)
+        except handlers.InitFailure as failure:
+            return protocol.InitFailed(error=failure.payload, logs=self.capture.end())
+        done = time.perf_counter()
+        init_logs = self.capture.end()
+        if init_logs:
+            sys.__stdout__.write(init_logs)  # type: ignore[union-attr]
+            sys.__stdout__.flush()  # type: ignore[union-attr]
+        return protocol.Ready(
+            pid=os.getpid(),
+            import_ms=(imported - started) * 1000,
+            init_ms=(done - imported) * 1000,
+        )
+
+    def invoke(self, request: protocol.Invoke) -> protocol.Result | protocol.Failure:
+        assert self.handler is not None
+        context = LambdaContext(
+            request_id=request.request_id,
+            function_name=self.config.function_name,
+            function_version=self.config.function_version,
+            memory_mb=self.config.memory_mb,
+            log_stream_name=self.log_stream,
+            deadline_ms=request.deadline_ms,
+            client_context=request.client_context,
+        )
+        self.capture.begin()
+        started = time.perf_counter()
+        try:
+            event = handlers.decode_event(request.payload)
+            body = handlers.marshal(self.handler(event, context))
+            if len(body) > self.config.max_response_bytes:
+                raise handlers.ResponseTooLarge(len(body), self.config.max_response_bytes)
+        except SystemExit as exc:
+            # The handler asked the process to exit: it does, and the pool reports the exit status
+            # as Runtime.ExitError, as Lambda does. os._exit because a thread cannot exit otherwise.
+            sys.__stdout__.write(self.capture.end())  # type: ignore[union-attr]
+            sys.__stdout__.flush()  # type: ignore[union-attr]
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        except BaseException as exc:
+            duration = (time.perf_counter() - started) * 1000
+            error = handlers.invocation_error(exc, request.request_id)
+            return self._failure(request, error, duration)
+        return protocol.Result(
+            request_id=request.request_id,
+            body=body,
+            logs=self.capture.end(),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            max_memory_mb=max_memory_mb(),
+        )
+
+    def _failure(
+        self, request: protocol.Invoke, error: dict[str, Any], duration: float
+    ) -> protocol.Failure:
+        return protocol.Failure(
+            request_id=request.request_id,
+            error=error,
+            logs=self.capture.end(),
+            duration_ms=duration,
+            max_memory_mb=max_memory_mb(),
+        )
+
+    def _answer(self, request: protocol.Invoke) -> None:
+        self.channel.send(self.invoke(request))
+
+    def serve(self) -> int:
+        """Answer Invoke frames until Shutdown or EOF; returns the exit status."""
+        executor = (
+            ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
+        )
+        while True:
+            message = self.channel.recv()
+            if message is None or isinstance(message, protocol.Shutdown):
+                return 0
+            if not isinstance(message, protocol.Invoke):
+                raise protocol.ProtocolError(f"unexpected {type(message).__name__} frame")
+            if executor is None:
+                self.channel.send(self.invoke(message))
+            else:
+                executor.submit(self._answer, message)
+
+
+def serve(sock: socket.socket) -> int:
+    """Run one instance over a connected socket; returns the process exit status."""
+    channel = Channel(sock)
+    config = channel.recv()
+    if not isinstance(config, protocol.Configure):
+        raise protocol.ProtocolError("the first frame must be Configure")
+    worker = Worker(channel, config)
+    outcome = worker.initialize()
+    channel.send(outcome)
+    if isinstance(outcome, protocol.InitFailed):
+        return 1
+    return worker.serve()
+
+
+def main() -> int:
+    die_with_parent()
+    sock = socket.socket(fileno=int(os.environ.pop(FD_VARIABLE)))
+    return serve(sock)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

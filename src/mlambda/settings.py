@@ -1,0 +1,93 @@
+"""Settings: read once from the environment (the only module that touches ``os.environ``).
+
+Each field may be given as ``MLAMBDA_<FIELD>`` in the environment; CLI flags override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MLAMBDA_"
+
+# Variables an instance inherits from the platform's environment. Nothing else passes, so the
+# platform's own secrets (the API key, database URLs) never reach user code or its logs.
+INSTANCE_ENV_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "HF_HOME",
+    "HF_HUB_OFFLINE",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Loopback by default: exposing the platform is a decision the operator makes explicitly.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Registry, artifacts, unpacked bundles, logs and the admin key live here.
+    data_dir: Path = Path(".mlambda")
+    # Off only for local experiments; `serve --no-auth` says so loudly.
+    auth: bool = True
+    # Where client commands find the server, and the key they present.
+    url: str = "http://127.0.0.1:8080"
+    api_key: str | None = None
+    # Lambda's synchronous invoke limit: 6 MB request and response.
+    max_payload_bytes: int = 6 * 1024 * 1024
+    # A bundle carries model files, so it may be far larger than an invoke payload.
+    max_bundle_bytes: int = 512 * 1024 * 1024
+    # Log lines kept per function before the oldest file is rotated away.
+    max_log_bytes: int = 16 * 1024 * 1024
+    log_level: str = "info"
+    # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
+    instance_env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and field.name != "instance_env":
+                values[field.name] = _parse(field.name, raw, cls._default(field.name))
+        values["instance_env"] = tuple(
+            (key, env[key]) for key in INSTANCE_ENV_PASSTHROUGH if key in env
+        )
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        values["data_dir"] = Path(values.get("data_dir", cls.data_dir))
+        return cls(**values)
+
+    @classmethod
+    def _default(cls, name: str) -> Any:
+        return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "admin.key"
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}"
+            ) from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
