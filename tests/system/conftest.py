@@ -1,0 +1,115 @@
+"""`mlambda serve` as a subprocess on a free port with a temporary data dir."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlambda import bundle
+from mlambda.client import Client
+
+pytestmark = pytest.mark.system
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A running `mlambda serve`; ``client`` talks to it with the admin key."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+
+    def start(self) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlambda", "serve", "--port", str(self.port)]
+                + ["--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"serve did not become healthy:\n{self.log.read_text()}")
+
+    @property
+    def key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    @functools.cached_property
+    def client(self) -> Client:
+        return Client(self.url, self.key)
+
+    def deploy(self, directory: Path) -> dict:
+        spec_name = directory.name
+        return self.client.deploy(spec_name, bundle.pack(directory))
+
+    def http(self, method: str, path: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+
+    def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
+        env |= {"MLAMBDA_URL": self.url, "MLAMBDA_DATA_DIR": str(self.data_dir)}
+        return subprocess.run(
+            [sys.executable, "-m", "mlambda", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            input=input.decode() if input else None,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "data").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a module's tests that do not disturb each other."""
+    running = Server(tmp_path_factory.mktemp("shared") / "data").start()
+    yield running
+    running.stop()

@@ -1,0 +1,164 @@
+"""Faults: timeouts, crashes, init errors, idleness, throttling — each contained."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+
+from tests.system.test_invoke import _gone
+
+SLEEPER = """
+    import os, time
+
+    def handler(event, context):
+        time.sleep(event.get("seconds", 0))
+        return {"pid": os.getpid()}
+"""
+
+CRASHER = """
+    import os, signal
+
+    def handler(event, context):
+        if event.get("signal"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if "code" in event:
+            os._exit(event["code"])
+        return {"pid": os.getpid()}
+"""
+
+
+def test_timeout_kills_only_that_instance(server, make_function):
+    server.deploy(make_function("sleeper", SLEEPER, timeout_s=1))
+    server.deploy(make_function("bystander", SLEEPER))
+    bystander_pid = json.loads(server.client.invoke("bystander", b"{}"))["pid"]
+    sleeper_pid = json.loads(server.client.invoke("sleeper", b"{}"))["pid"]
+
+    response = server.http("POST", "/v1/functions/sleeper/invoke", json={"seconds": 30})
+    assert response.status_code == 504
+    assert response.json()["errorMessage"] == "Task timed out after 1.00 seconds"
+    assert response.headers["X-Mlambda-Function-Error"] == "Unhandled"
+    assert _gone(sleeper_pid, within=5)
+
+    assert json.loads(server.client.invoke("bystander", b"{}"))["pid"] == bystander_pid
+    after = json.loads(server.client.invoke("sleeper", b"{}"))["pid"]
+    assert after != sleeper_pid
+    logs = "".join(server.client.logs("sleeper"))
+    assert "Status: timeout" in logs
+
+
+def test_crash_reports_the_exit_status_and_spares_other_functions(server, make_function):
+    server.deploy(make_function("crasher", CRASHER))
+    server.deploy(make_function("bystander", SLEEPER))
+    bystander_pid = json.loads(server.client.invoke("bystander", b"{}"))["pid"]
+
+    response = server.http("POST", "/v1/functions/crasher/invoke", json={"code": 7})
+    assert response.status_code == 502
+    assert response.headers["X-Mlambda-Function-Error"] == "Unhandled"
+    body = response.json()
+    assert body["errorType"] == "Runtime.ExitError"
+    assert "exit status 7" in body["errorMessage"]
+
+    killed = server.http("POST", "/v1/functions/crasher/invoke", json={"signal": True}).json()
+    assert killed["errorType"] == "Runtime.ExitError"
+    assert "signal: killed" in killed["errorMessage"]
+
+    assert json.loads(server.client.invoke("crasher", b"{}"))["pid"] > 0
+    assert json.loads(server.client.invoke("bystander", b"{}"))["pid"] == bystander_pid
+
+
+def test_handler_exception_becomes_lambdas_error_payload(server, make_function):
+    code = """
+        def handler(event, context):
+            raise ValueError(f"amount must be positive, got {event['amount']}")
+    """
+    server.deploy(make_function("strict", code))
+    response = server.http("POST", "/v1/functions/strict/invoke", json={"amount": -1})
+    assert response.status_code == 502
+    assert response.headers["X-Mlambda-Function-Error"] == "Unhandled"
+    body = response.json()
+    assert body["errorType"] == "ValueError"
+    assert body["errorMessage"] == "amount must be positive, got -1"
+    assert any("app.py" in frame and "raise ValueError" in frame for frame in body["stackTrace"])
+    cli = server.cli("invoke", "strict", "--data", '{"amount": -1}')
+    assert cli.returncode == 3
+    assert cli.stdout == ""
+    assert json.loads(cli.stderr)["errorType"] == "ValueError"
+
+
+def test_init_errors_are_reported_and_do_not_hang(server, make_function, tmp_path):
+    server.deploy(make_function("broken", "raise RuntimeError('model file is missing')\n"))
+    response = server.http("POST", "/v1/functions/broken/invoke", json={})
+    assert response.status_code == 502
+    body = response.json()
+    assert body["errorType"] == "Runtime.InitError"
+    assert "model file is missing" in body["errorMessage"]
+
+    server.deploy(make_function("nohandler", "def other(event, context):\n    return 1\n"))
+    missing = server.http("POST", "/v1/functions/nohandler/invoke", json={}).json()
+    assert missing["errorType"] == "Runtime.HandlerNotFound"
+    assert "'handler'" in missing["errorMessage"]
+
+    server.deploy(make_function("badimport", "import not_a_real_package_xyz\n"))
+    imported = server.http("POST", "/v1/functions/badimport/invoke", json={}).json()
+    assert imported["errorType"] == "Runtime.InitError"
+    assert "not_a_real_package_xyz" in imported["errorMessage"]
+
+
+def test_scale_to_zero_after_keep_alive_and_back_from_zero(server, make_function):
+    server.deploy(make_function("brief", SLEEPER, keep_alive_s=0.5))
+    first_pid = json.loads(server.client.invoke("brief", b"{}"))["pid"]
+    assert _gone(first_pid, within=5)
+    assert server.client.get("brief")["instances"]["idle"] == 0
+
+    second_pid = json.loads(server.client.invoke("brief", b"{}"))["pid"]
+    assert second_pid != first_pid
+    reports = [
+        line for line in "".join(server.client.logs("brief")).splitlines() if "REPORT" in line
+    ]
+    assert all("Init Duration" in line for line in reports)
+
+
+def test_min_instances_keeps_an_instance_warm(server, make_function):
+    server.deploy(make_function("warm", SLEEPER, min_instances=1, keep_alive_s=0.2))
+    deadline = time.monotonic() + 10
+    while server.client.get("warm")["instances"]["idle"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.client.get("warm")["instances"]["idle"] == 1
+    time.sleep(0.5)
+    pid = json.loads(server.client.invoke("warm", b"{}"))["pid"]
+    time.sleep(0.5)
+    assert json.loads(server.client.invoke("warm", b"{}"))["pid"] == pid
+    reports = [
+        line for line in "".join(server.client.logs("warm")).splitlines() if "REPORT" in line
+    ]
+    assert "Init Duration" in reports[0] and "Init Duration" not in reports[1]
+
+
+def test_queue_bound_reached_answers_429_and_the_running_call_completes(server, make_function):
+    server.deploy(make_function("single", SLEEPER, max_instances=1, queue_timeout_s=0.3))
+    server.client.invoke("single", b"{}")  # warm: the instance exists
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(
+            server.http, "POST", "/v1/functions/single/invoke", json={"seconds": 1.5}
+        )
+        time.sleep(0.3)
+        throttled = server.http("POST", "/v1/functions/single/invoke", json={})
+        assert throttled.status_code == 429
+        assert throttled.json()["errorType"] == "TooManyRequestsException"
+        assert "max_instances" in throttled.json()["errorMessage"]
+        assert slow.result().status_code == 200
+
+
+def test_a_burst_at_zero_starts_one_instance_per_request_up_to_max(server, make_function):
+    server.deploy(make_function("burst", SLEEPER, max_instances=3))
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        replies = list(
+            pool.map(
+                lambda _: server.http("POST", "/v1/functions/burst/invoke", json={"seconds": 0.5}),
+                range(5),
+            )
+        )
+    assert all(r.status_code == 200 for r in replies)
+    assert len({r.json()["pid"] for r in replies}) == 3
