@@ -42,8 +42,10 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlambda", "serve", "--port", str(self.port)]
-                + ["--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra],
+                [
+                    *(sys.executable, "-m", "mlambda", "serve", "--port", str(self.port)),
+                    *("--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
