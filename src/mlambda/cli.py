@@ -66,14 +66,16 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
             deployed.append(record.name)
             state = "deployed" if changed else "unchanged"
             print(f"{state}: {record.name} ({record.digest[:19]}) from {directory}", flush=True)
-        app = create_app(platform, manage_lifecycle=False)
         config = uvicorn.Config(
-            app,
+            create_app(platform),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
-            lifespan="off",
+            # The lifespan stops the platform on a signal, before uvicorn re-raises it.
+            lifespan="on",
             access_log=settings.log_level == "debug",
+            # Open `logs --follow` streams must not hold a shutdown forever.
+            timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
         _banner(settings, deployed or [r.name for r in platform.registry.list()])

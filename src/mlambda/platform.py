@@ -48,6 +48,8 @@ class Platform:
         self.observer = PlatformObserver(self.logs, self.metrics)
         self.router = Router(self.registry, self.store, data / "cache", self._make_pool)
         self.started_at = time.time()
+        self._started = False
+        self._stopped = False
 
     def _make_pool(self, record: FunctionRecord, task_root: str) -> Pool:
         return Pool(
@@ -60,13 +62,20 @@ class Platform:
         )
 
     async def start(self) -> None:
-        """Bring up the functions that keep warm instances (min_instances > 0)."""
+        """Bring up the functions that keep warm instances (min_instances > 0). Idempotent."""
+        if self._started:
+            return
+        self._started = True
         for record in self.registry.list():
             if record.spec.min_instances > 0:
                 with contextlib.suppress(Exception):
                     await self.router.pool_for(record.name)
 
     async def stop(self) -> None:
+        """Stop every instance and close the stores. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.router.close()
         await self.backend.close()
         self.logs.close()

@@ -75,18 +75,16 @@ def routes() -> list[Route]:
     ]
 
 
-def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> Starlette:
-    """The gateway for ``platform``; with ``manage_lifecycle`` the ASGI lifespan starts/stops it."""
+def create_app(platform: Platform) -> Starlette:
+    """The gateway for ``platform``; the ASGI lifespan starts it (if need be) and stops it."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage_lifecycle:
-            await platform.start()
+        await platform.start()
         try:
             yield
         finally:
-            if manage_lifecycle:
-                await platform.stop()
+            await platform.stop()
 
     middleware = [Middleware(KeyAuth, key=platform.api_key)] if platform.api_key else []
     app = Starlette(

@@ -1,0 +1,96 @@
+"""Logs in Lambda's format (START/END/REPORT around captured output) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+CHATTY = """
+    import logging, sys
+
+    print("loading model")  # init output
+    logger = logging.getLogger()
+    logger.setLevel(logging.INFO)
+
+    def handler(event, context):
+        print("scoring", event.get("id"))
+        print("warning on stderr", file=sys.stderr)
+        logger.info("scored %s", event.get("id"))
+        if event.get("fail"):
+            raise RuntimeError("bad row")
+        return "ok"
+"""
+
+REPORT = re.compile(
+    r"REPORT RequestId: (\S+)\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+    r"Memory Size: 256 MB\tMax Memory Used: \d+ MB\t(Init Duration: \d+\.\d\d ms\t)?"
+)
+
+
+def _logs(server, name: str) -> str:
+    return "".join(server.client.logs(name, tail=1000))
+
+
+def test_each_invocation_has_start_output_end_and_report(server, make_function):
+    server.deploy(make_function("chatty", CHATTY, memory_mb=256))
+    server.client.invoke("chatty", b'{"id": 1}')
+    server.client.invoke("chatty", b'{"id": 2}')
+    lines = [line.split(" ", 1)[1] for line in _logs(server, "chatty").splitlines()]
+
+    assert "loading model" in lines
+    starts = [i for i, line in enumerate(lines) if line.startswith("START RequestId:")]
+    assert len(starts) == 2
+    first = lines[starts[0] : starts[1]]
+    request_id = first[0].split()[2]
+    assert first[0] == f"START RequestId: {request_id} Version: $LATEST"
+    assert "scoring 1" in first
+    assert "warning on stderr" in first
+    assert any(line.startswith("[INFO]") and line.endswith("scored 1") for line in first)
+    assert f"END RequestId: {request_id}" in first
+    report = REPORT.fullmatch(first[-1])
+    assert report and report.group(1) == request_id and report.group(2)
+    second_report = REPORT.fullmatch(lines[-1])
+    assert second_report and second_report.group(2) is None
+
+
+def test_logs_follow_streams_new_invocations(server, make_function):
+    server.deploy(make_function("chatty", CHATTY))
+    env = {"MLAMBDA_URL": server.url, "MLAMBDA_DATA_DIR": str(server.data_dir), "PATH": ""}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "mlambda", "logs", "chatty", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    with follower:
+        time.sleep(1.0)
+        server.client.invoke("chatty", b'{"id": "followed"}')
+        assert follower.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 10
+        while "REPORT" not in seen and time.monotonic() < deadline:
+            seen += follower.stdout.readline()
+        follower.terminate()
+    assert "scoring followed" in seen and "REPORT RequestId" in seen
+
+
+def test_metrics_count_invocations_errors_and_cold_starts(server, make_function):
+    server.deploy(make_function("chatty", CHATTY))
+    server.client.invoke("chatty", b"{}")
+    server.http("POST", "/v1/functions/chatty/invoke", json={"fail": True})
+    text = server.http("GET", "/metrics").text
+    assert 'mlambda_invocations_total{function="chatty",outcome="success"} 1.0' in text
+    assert 'mlambda_invocations_total{function="chatty",outcome="error"} 1.0' in text
+    assert 'mlambda_errors_total{error_type="RuntimeError",function="chatty"} 1.0' in text
+    assert 'mlambda_cold_starts_total{function="chatty"} 1.0' in text
+    assert 'mlambda_duration_seconds_count{function="chatty"} 2.0' in text
+    assert 'mlambda_init_duration_seconds_count{function="chatty"} 1.0' in text
+    assert 'mlambda_instances{function="chatty",state="idle"} 1.0' in text
+
+
+def test_logs_of_an_unknown_function_is_404(server):
+    result = server.cli("logs", "ghost")
+    assert result.returncode == 4
+    assert "Function not found" in result.stderr
