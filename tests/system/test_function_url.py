@@ -18,8 +18,9 @@ WEB = """
             return {"statusCode": 201, "headers": {"x-made-by": "handler"},
                     "cookies": ["a=1; Path=/", "b=2"], "body": "made"}
         if path == "/binary":
+            png = base64.b64encode(b"\\x89PNG\\x00\\xff").decode()
             return {"statusCode": 200, "headers": {"content-type": "image/png"},
-                    "isBase64Encoded": True, "body": base64.b64encode(b"\\x89PNG\\x00\\xff").decode()}
+                    "isBase64Encoded": True, "body": png}
         if path == "/bare":
             return {"just": "a dict"}
         if path == "/fail":
