@@ -1,0 +1,69 @@
+"""The shipped examples and the README's tutorial work as documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_hello_example_greets(server):
+    server.deploy(ROOT / "examples" / "hello")
+    result = json.loads(server.client.invoke("hello", b'{"name": "Ada"}'))
+    assert result["message"] == "Hello, Ada!"
+
+
+def test_fraud_example_trains_deploys_and_scores(server, tmp_path):
+    fraud = shutil.copytree(
+        ROOT / "examples" / "fraud", tmp_path / "fraud", ignore=shutil.ignore_patterns("*.joblib")
+    )
+    subprocess.run([sys.executable, str(fraud / "train.py")], check=True, capture_output=True)
+    server.deploy(fraud)
+    risky = {
+        "transaction_id": "t-1",
+        "amount": 4200,
+        "merchant_category": "electronics",
+        "hour": 3,
+        "distance_km": 300,
+        "card_present": False,
+    }
+    safe = {"transaction_id": "t-2", "amount": 12, "merchant_category": "grocery", "hour": 14}
+    blocked = json.loads(server.client.invoke("fraud", json.dumps(risky).encode()))
+    allowed = json.loads(server.client.invoke("fraud", json.dumps(safe).encode()))
+    assert set(blocked) == {"transaction_id", "fraud_score", "action", "timestamp"}
+    assert blocked["transaction_id"] == "t-1" and blocked["action"] == "block"
+    assert allowed["action"] == "allow" and allowed["fraud_score"] < blocked["fraud_score"]
+    bad = json.loads(server.client.invoke("fraud", b'{"merchant_category": "casino"}'))
+    assert bad["statusCode"] == 400
+
+
+def _block(readme: str, language: str, first_line: str) -> str:
+    for match in re.finditer(rf"```{language}\n(.*?)```", readme, re.S):
+        if match.group(1).startswith(first_line):
+            return match.group(1)
+    raise AssertionError(f"README has no {language} block starting {first_line!r}")
+
+
+def test_readme_tutorial_function_deploys_and_answers_as_shown(server, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    directory = tmp_path / "sentiment"
+    directory.mkdir()
+    (directory / "mlambda.toml").write_text(_block(readme, "toml", "# sentiment/mlambda.toml"))
+    (directory / "app.py").write_text(_block(readme, "python", "# sentiment/app.py"))
+
+    console = _block(readme, "console", "$ mlambda deploy sentiment/")
+    invoke_line = next(line for line in console.splitlines() if "mlambda invoke" in line)
+    expected = console.splitlines()[console.splitlines().index(invoke_line) + 1]
+    data = invoke_line.split("--data ", 1)[1].strip("'")
+
+    deployed = server.cli("deploy", str(directory))
+    assert deployed.stdout.startswith("deployed sentiment $LATEST (sha256:")
+    again = server.cli("deploy", str(directory))
+    assert again.stdout.startswith("sentiment is unchanged (sha256:")
+    invoked = server.cli("invoke", "sentiment", "--data", data)
+    assert json.loads(invoked.stdout) == json.loads(expected)
