@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -99,12 +100,16 @@ def _banner(settings: Settings, names: list[str]) -> None:
             file=sys.stderr,
             flush=True,
         )
+    # The command as this shell can run it: `make serve` runs .venv/bin/mlambda off PATH.
+    prog = "mlambda" if shutil.which("mlambda") == sys.argv[0] else sys.argv[0]
+    if not prog.endswith("mlambda"):
+        prog = f"{sys.executable} -m mlambda"
     if names:
         name = names[0]
         lines += [
             f"Functions: {', '.join(names)}",
             "Try:",
-            f"  mlambda invoke {name} --data '{{}}'",
+            f"  {prog} invoke {name} --data '{{}}'",
             f"  curl {auth}-d '{{}}' {url}/v1/functions/{name}/invoke",
         ]
     else:

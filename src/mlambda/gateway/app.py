@@ -40,6 +40,17 @@ async def _mlambda_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the server log (uvicorn logs the re-raised exception), not the client.
+    return JSONResponse(
+        {
+            "errorType": "ServiceException",
+            "errorMessage": "Internal error in mlambda; the server log has the details",
+        },
+        status_code=500,
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error_type = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(
@@ -90,7 +101,11 @@ def create_app(platform: Platform) -> Starlette:
     app = Starlette(
         routes=routes(),
         middleware=middleware,
-        exception_handlers={MlambdaError: _mlambda_error, HTTPException: _http_error},
+        exception_handlers={
+            MlambdaError: _mlambda_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
         lifespan=lifespan,
     )
     app.state.platform = platform
