@@ -46,7 +46,14 @@ def pack(directory: Path) -> bytes:
 
 def _files(directory: Path) -> list[Path]:
     found = []
+    seen: set[str] = set()
     for root, dirs, files in os.walk(directory, followlinks=True):
+        # Symlinks are followed, so a link to an ancestor would loop: visit each real dir once.
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
         for name in sorted(files):
             if name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES):

@@ -140,7 +140,14 @@ _BY_TYPE: dict[str, type[MlambdaError]] = {
 def from_response(status: int, body: dict[str, Any], function_error: bool) -> MlambdaError:
     """Rebuild the error a server answered with (the client side of ``to_body``)."""
     if function_error:
-        cls: type[FunctionError] = FunctionTimeout if status == 504 else FunctionError
+        error_type = str(body.get("errorType", ""))
+        cls: type[FunctionError] = FunctionError
+        if status == 504:
+            cls = FunctionTimeout
+        elif error_type == "Runtime.ExitError":
+            cls = ExitError
+        elif error_type.startswith("Runtime.") and error_type != "Runtime.MarshalError":
+            cls = InitError
         return cls(body)
     error_type = str(body.get("errorType", "ServiceException"))
     message = str(body.get("errorMessage", f"HTTP {status}"))

@@ -37,7 +37,8 @@ class Platform:
         store: ArtifactStore | None = None,
     ) -> None:
         self.settings = settings
-        data = Path(settings.data_dir)
+        # Absolute: instances get paths under it and run with another working directory.
+        data = Path(settings.data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
         self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
         self.registry = Registry.sqlite(data / "registry.db")
@@ -88,9 +89,10 @@ class Platform:
         spec = bundle.read_spec(archive, name=name)
         digest = digest_of(archive)
         current = self.registry.get(spec.name)
+        # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
+        await asyncio.to_thread(self._store_and_unpack, archive, digest)
         if current is not None and is_unchanged(current, digest, spec):
             return current, False
-        await asyncio.to_thread(self._store_and_unpack, archive, digest)
         record, changed = self.registry.put(spec, digest, time.time())
         await self.router.replace(record)
         return record, changed

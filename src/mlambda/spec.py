@@ -12,9 +12,10 @@ import msgspec
 from mlambda.errors import InvalidSpec
 
 SPEC_FILE = "mlambda.toml"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
 RESERVED_ENV = frozenset(
     {
@@ -115,11 +116,11 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
 
 
 def _check(spec: FunctionSpec, source: str) -> None:
-    if not NAME_PATTERN.match(spec.name):
+    if not NAME_PATTERN.fullmatch(spec.name):
         raise InvalidSpec(
             f"{source}: function.name must be 1-64 letters, digits, '-' or '_', got {spec.name!r}"
         )
-    if not HANDLER_PATTERN.match(spec.handler):
+    if not HANDLER_PATTERN.fullmatch(spec.handler):
         hint = ""
         if "." in spec.handler and ":" not in spec.handler:
             module, _, function = spec.handler.rpartition(".")
@@ -139,7 +140,7 @@ def _check(spec: FunctionSpec, source: str) -> None:
             f"function.max_instances ({spec.max_instances})"
         )
     for key in spec.env:
-        if not ENV_NAME_PATTERN.match(key):
+        if not ENV_NAME_PATTERN.fullmatch(key):
             raise InvalidSpec(f"{source}: function.env key {key!r} is not a valid variable name")
         if key in RESERVED_ENV:
             raise InvalidSpec(f"{source}: function.env.{key} is reserved and set by the platform")

@@ -30,13 +30,15 @@ def free_port() -> int:
 class Server:
     """A running `mlambda serve`; ``client`` talks to it with the admin key."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path, *extra: str, cwd: Path | None = None) -> None:
+        self.data_dir_arg = data_dir  # as given to --data-dir: may be relative to cwd
+        self.cwd = cwd
+        self.data_dir = cwd / data_dir if cwd is not None else data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / f"serve-{self.port}.log"
+        self.log = self.data_dir.parent / f"serve-{self.port}.log"
 
     def start(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
@@ -44,11 +46,12 @@ class Server:
             self.process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "mlambda", "serve", "--port", str(self.port)),
-                    *("--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra),
+                    *("--data-dir", str(self.data_dir_arg), "--log-level", "warning", *self.extra),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

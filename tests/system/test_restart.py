@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 from tests.system.conftest import Server
 from tests.system.test_invoke import _gone
@@ -33,7 +34,8 @@ def test_a_corrupted_artifact_is_detected_on_read_and_not_executed(tmp_path, mak
     code = f"open({str(marker)!r}, 'w').close()\ndef handler(e, c):\n    return 1\n"
     first = Server(data).start()
     try:
-        digest = first.deploy(make_function("victim", code))["function"]["digest"]
+        directory = make_function("victim", code)
+        digest = first.deploy(directory)["function"]["digest"]
     finally:
         first.stop()
     artifact = data / "artifacts" / "sha256" / digest[7:9] / digest[7:]
@@ -50,6 +52,9 @@ def test_a_corrupted_artifact_is_detected_on_read_and_not_executed(tmp_path, mak
         assert body["errorType"] == "ArtifactCorruptedException"
         assert digest in body["errorMessage"] and "redeploy" in body["errorMessage"]
         assert not marker.exists()
+
+        assert second.deploy(directory)["changed"] is False  # same code: stored again, intact
+        assert json.loads(second.client.invoke("victim", b"{}")) == 1
     finally:
         second.stop()
 
@@ -73,3 +78,13 @@ def test_stopping_serve_stops_its_instances(tmp_path, make_function):
     assert server.process is not None and server.process.returncode in (0, -signal.SIGTERM)
     assert "Traceback" not in server.log.read_text()
     assert _gone(pid, within=5)
+
+
+def test_a_relative_data_dir_works_as_the_default_does(tmp_path, make_function):
+    server = Server(Path(".mlambda"), cwd=tmp_path).start()
+    try:
+        server.deploy(make_function("rel", "def handler(e, c):\n    return 'ok'\n"))
+        assert json.loads(server.client.invoke("rel", b"{}")) == "ok"
+        assert (tmp_path / ".mlambda" / "registry.db").is_file()
+    finally:
+        server.stop()

@@ -77,7 +77,7 @@ def _query_parameters(raw_query: str) -> dict[str, str]:
 
 
 def _encode_body(body: bytes, content_type: str) -> tuple[str, bool]:
-    if content_type.startswith(TEXT_TYPES) or not content_type:
+    if content_type.lower().startswith(TEXT_TYPES) or not content_type:
         try:
             return body.decode("utf-8"), False
         except UnicodeDecodeError:

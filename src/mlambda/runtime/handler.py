@@ -36,7 +36,10 @@ def load(handler: str, task_root: str) -> Handler:
     """Import ``module:function`` from ``task_root``: module-level init runs here."""
     module_name, _, function_name = handler.partition(":")
     # The task root first on sys.path and as the working directory, as Lambda's /var/task is.
-    os.chdir(task_root)
+    try:
+        os.chdir(task_root)
+    except OSError as exc:
+        raise InitFailure(error_payload(exc, "Runtime.InitError")) from exc
     sys.path.insert(0, task_root)
     try:
         module = importlib.import_module(module_name)

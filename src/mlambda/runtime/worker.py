@@ -84,6 +84,9 @@ class Worker:
             self.handler = handlers.load(self.config.handler, self.config.task_root)
         except handlers.InitFailure as failure:
             return protocol.InitFailed(error=failure.payload, logs=self.capture.end())
+        except BaseException as exc:  # a fault of ours must reach the caller too, not vanish
+            payload = handlers.error_payload(exc, "Runtime.InitError")
+            return protocol.InitFailed(error=payload, logs=self.capture.end())
         done = time.perf_counter()
         init_logs = self.capture.end()
         if init_logs:

@@ -2,6 +2,8 @@
 
 Invariants every store keeps:
 - ``put`` is idempotent: the same bytes give the same digest and are stored once.
+- ``put`` of bytes whose stored copy is corrupted replaces that copy (a redeploy repairs).
+- ``delete`` of a digest that is not stored, or malformed, does nothing.
 - ``get`` verifies the bytes against their digest and raises ``ArtifactCorrupted`` on mismatch,
   so corrupted code is never executed; a missing digest raises ``KeyError``.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,8 +23,8 @@ class LocalStore:
     def put(self, data: bytes) -> str:
         digest = digest_of(data)
         path = self._path(digest)
-        if path.is_file():
-            return digest
+        if path.is_file() and digest_of(path.read_bytes()) == digest:
+            return digest  # already stored intact; a corrupted copy is replaced below
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a crash mid-write never leaves a partial artifact under its digest.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -53,4 +54,5 @@ class LocalStore:
             return False
 
     def delete(self, digest: str) -> None:
-        self._path(digest).unlink(missing_ok=True)
+        with contextlib.suppress(KeyError):  # a malformed digest names nothing stored
+            self._path(digest).unlink(missing_ok=True)
