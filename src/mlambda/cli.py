@@ -23,6 +23,7 @@ SERVE_FIELDS = (
     "max_payload_bytes",
     "max_bundle_bytes",
     "max_log_bytes",
+    "backend",
 )
 CLIENT_FIELDS = ("url", "data_dir")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -245,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-payload-bytes", type=int, help="invoke request limit (default 6 MB)")
     serve.add_argument("--max-bundle-bytes", type=int, help="deploy bundle limit (default 512 MB)")
     serve.add_argument("--max-log-bytes", type=int, help="log bytes per function before rotation")
+    serve.add_argument(
+        "--backend",
+        choices=["process", "zygote"],
+        help="start instances as fresh processes (default) or fork them from zygotes",
+    )
     serve.add_argument(
         "--deploy",
         action="append",

@@ -13,10 +13,12 @@ from pathlib import Path
 from mlambda import bundle
 from mlambda.backends.base import Backend
 from mlambda.backends.local import LocalBackend
+from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.errors import FunctionNotFound, InvalidSpec
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
+from mlambda.pool.environment import THREAD_POOL_VARIABLES
 from mlambda.pool.pool import Invocation, Pool
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import is_unchanged
@@ -43,7 +45,7 @@ class Platform:
         self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
         self.registry = Registry.sqlite(data / "registry.db")
         self.store = store or LocalStore(data / "artifacts")
-        self.backend = backend or LocalBackend()
+        self.backend = backend or make_backend(settings)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
         self.observer = PlatformObserver(self.logs, self.metrics)
@@ -134,6 +136,15 @@ class Platform:
     def instances(self, name: str) -> dict[str, int]:
         pool = self.router.pools.get(name)
         return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "process":
+        return LocalBackend()
+    if settings.backend == "zygote":
+        env = {**dict(settings.instance_env), **{v: "1" for v in THREAD_POOL_VARIABLES}}
+        return ZygoteBackend(env={**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+    raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
 
 
 def load_or_create_key(path: Path) -> str:

@@ -47,6 +47,9 @@ class Settings:
     # Log lines kept per function before the oldest file is rotated away.
     max_log_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    # How instances start: "process" (a fresh interpreter each) or "zygote" (forked from a
+    # function template whose init already ran: milliseconds instead of seconds).
+    backend: str = "process"
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -53,6 +53,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Packages the instance imports before the handler module (warms the runtime).
     preload: list[str] = []
     env: dict[str, str] = {}
+    # With the zygote backend, fork instances from a template whose init already ran; false
+    # when init starts threads (instances then fork from the runtime zygote and run init).
+    fork_template: bool = True
 
     @property
     def queue_timeout(self) -> float:

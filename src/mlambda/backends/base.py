@@ -6,6 +6,7 @@ Invariants:
 - ``InstanceProcess.kill`` is idempotent and kills everything the instance started (its whole
   process group), so a killed instance leaves nothing behind.
 - ``InstanceProcess.wait`` returns the exit status: the exit code, or minus the signal number.
+- ``Backend.release`` is idempotent and may be called for a version never started.
 - ``Backend.close`` kills every instance still running; no process outlives the platform.
 """
 
@@ -13,9 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 from mlambda.spec import FunctionSpec
+
+
+def _discard(text: str) -> None:
+    pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +31,13 @@ class StartRequest:
     spec: FunctionSpec
     task_root: str
     env: dict[str, str]
+    max_response_bytes: int = 6 * 1024 * 1024
+    # Where output of the function's own processes goes (init output of a template...).
+    log: Callable[[str], None] = _discard
+
+    @property
+    def fork_template(self) -> bool:
+        return self.spec.fork_template
 
 
 class InstanceProcess(Protocol):
@@ -41,5 +54,9 @@ class InstanceProcess(Protocol):
 
 class Backend(Protocol):
     async def start(self, request: StartRequest) -> InstanceProcess: ...
+
+    async def release(self, request: StartRequest) -> None:
+        """No more instances of this function version will be asked for: drop what is cached
+        for it (a template). Instances already started are the pool's to stop."""
 
     async def close(self) -> None: ...

@@ -80,6 +80,9 @@ class LocalBackend:
             await instance.wait()
         self._processes.discard(instance)
 
+    async def release(self, request: StartRequest) -> None:
+        pass  # nothing is cached per function: every instance is a fresh process
+
     async def close(self) -> None:
         for instance in list(self._processes):
             instance.kill()

@@ -56,6 +56,12 @@ class Metrics:
             ["function"],
             registry=r,
         )
+        self.instance_starts = Counter(
+            "mlambda_instance_start",
+            "Instances started, by where they came from (process, base, runtime, template)",
+            ["function", "tier"],
+            registry=r,
+        )
         self.concurrent = Gauge(
             "mlambda_concurrent_executions", "Invocations running now", ["function"], registry=r
         )

@@ -60,6 +60,9 @@ class PlatformObserver(Observer):
     def output(self, record: FunctionRecord, text: str) -> None:
         self.logs.write(record.name, text.splitlines())
 
+    def instance_started(self, record: FunctionRecord, tier: str) -> None:
+        self.metrics.instance_starts.labels(record.name, tier).inc()
+
     def throttled(self, record: FunctionRecord) -> None:
         self.metrics.throttles.labels(record.name).inc()
 

@@ -75,7 +75,14 @@ class Instance:
 
     @property
     def init_ms(self) -> float:
-        return self.ready.import_ms + self.ready.init_ms if self.ready else 0.0
+        """What starting this instance cost: fork (if forked) + imports + module init."""
+        if self.ready is None:
+            return 0.0
+        return self.ready.fork_ms + self.ready.import_ms + self.ready.init_ms
+
+    @property
+    def tier(self) -> str:
+        return self.ready.tier if self.ready else "process"
 
     async def configure(self, config: protocol.Configure, timeout: float) -> None:
         """Send the configuration and wait for Ready; raise InitError/ExitError otherwise."""

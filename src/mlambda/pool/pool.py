@@ -60,6 +60,9 @@ class Observer:
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
         pass
 
+    def instance_started(self, record: FunctionRecord, tier: str) -> None:
+        pass
+
 
 class Pool:
     def __init__(
@@ -232,6 +235,9 @@ class Pool:
             max_instances=self.spec.max_instances,
         )
         for _ in range(scaling.instances_to_start(snapshot)):
+            # Counted now, not when the task first runs: a second _scale in this same turn of
+            # the loop must see this start, or it would start past max_instances.
+            self.starting += 1
             self._spawn(self._start_instance())
 
     def _spawn(self, coroutine: collections.abc.Coroutine[None, None, None]) -> None:
@@ -240,7 +246,7 @@ class Pool:
         task.add_done_callback(self._tasks.discard)
 
     async def _start_instance(self) -> None:
-        self.starting += 1
+        """Start one instance; ``self.starting`` was incremented for it by ``_scale``."""
         self._report_instances()
         instance_id = uuid.uuid4().hex[:12]
         try:
@@ -265,13 +271,22 @@ class Pool:
             self._arm_idle_timer(instance)
         self._report_instances()
 
-    async def _launch(self, instance_id: str) -> Instance:
+    def _start_request(self, instance_id: str) -> StartRequest:
         env = instance_environment(
             self.base_env, self.spec, self.record.version, self.task_root, instance_id
         )
-        process = await self.backend.start(
-            StartRequest(instance_id, self.record.version, self.spec, self.task_root, env)
+        return StartRequest(
+            instance_id,
+            self.record.version,
+            self.spec,
+            self.task_root,
+            env,
+            max_response_bytes=self.max_response_bytes,
+            log=lambda text: self.observer.output(self.record, text),
         )
+
+    async def _launch(self, instance_id: str) -> Instance:
+        process = await self.backend.start(self._start_request(instance_id))
         instance = Instance(
             instance_id,
             process,
@@ -295,6 +310,7 @@ class Pool:
         except BaseException:
             instance.kill()
             raise
+        self.observer.instance_started(self.record, instance.tier)
         return instance
 
     async def _watch(self, instance: Instance) -> None:
@@ -359,6 +375,7 @@ class Pool:
             timer.cancel()
         self._idle_timers.clear()
         await asyncio.gather(*(i.stop(grace=1.0) for i in list(self.instances)))
+        await self.backend.release(self._start_request("release"))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

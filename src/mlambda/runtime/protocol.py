@@ -41,6 +41,10 @@ class Ready(msgspec.Struct, tag="ready", kw_only=True):
     pid: int
     import_ms: float
     init_ms: float
+    # Where the instance came from: "process" (a fresh interpreter), or forked from a zygote
+    # tier: "base", "runtime" (init ran after the fork) or "template" (init ran before it).
+    tier: str = "process"
+    fork_ms: float = 0.0
 
 
 class InitFailed(msgspec.Struct, tag="init_failed", kw_only=True):
@@ -80,7 +84,61 @@ class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):
     v: int = PROTOCOL_VERSION
 
 
-Message = Configure | Ready | InitFailed | Invoke | Result | Failure | Shutdown
+# -- fork servers (zygotes and templates), over a SOCK_SEQPACKET control socket ------------------
+# One message per packet, no length prefix; Spawn carries two descriptors (SCM_RIGHTS): the
+# child's own socket and the write end of its output pipe.
+
+
+class Spawn(msgspec.Struct, tag="spawn", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    # "zygote": a runtime zygote importing ``preload``; "template": import the handler then serve
+    # forks; "instance": a serving instance (init after the fork unless the server is a template).
+    kind: str
+    preload: list[str] = []
+    config: Configure | None = None
+
+
+class Spawned(msgspec.Struct, tag="spawned", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    pid: int
+    fork_ms: float
+
+
+class ZygoteReady(msgspec.Struct, tag="zygote_ready", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    pid: int
+    import_ms: float
+
+
+class TemplateReady(msgspec.Struct, tag="template_ready", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    pid: int
+    import_ms: float
+    init_ms: float
+    # Empty when the template may be forked; otherwise why not (init left threads running).
+    unforkable: str = ""
+
+
+class Exited(msgspec.Struct, tag="exited", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    pid: int
+    status: int
+
+
+Message = (
+    Configure
+    | Ready
+    | InitFailed
+    | Invoke
+    | Result
+    | Failure
+    | Shutdown
+    | Spawn
+    | Spawned
+    | ZygoteReady
+    | TemplateReady
+    | Exited
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
@@ -93,6 +151,11 @@ class ProtocolError(Exception):
 def encode(message: Message) -> bytes:
     body = _encoder.encode(message)
     return HEADER.pack(len(body)) + body
+
+
+def encode_packet(message: Message) -> bytes:
+    """A control-socket packet: the message alone (SOCK_SEQPACKET keeps the boundaries)."""
+    return _encoder.encode(message)
 
 
 def frame_length(header: bytes) -> int:

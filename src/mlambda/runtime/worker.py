@@ -17,6 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
+
 from mlambda.runtime import handler as handlers
 from mlambda.runtime import protocol
 from mlambda.runtime.capture import Capture
@@ -64,8 +66,8 @@ def max_memory_mb() -> int:
 
 
 class Worker:
-    def __init__(self, channel: Channel, config: protocol.Configure) -> None:
-        self.channel = channel
+    def __init__(self, channel: Channel | None, config: protocol.Configure) -> None:
+        self.channel = channel  # None in a template: each forked instance attaches its own
         self.config = config
         self.capture = Capture()
         self.handler: handlers.Handler | None = None
@@ -146,10 +148,20 @@ class Worker:
         )
 
     def _answer(self, request: protocol.Invoke) -> None:
+        assert self.channel is not None
         self.channel.send(self.invoke(request))
+
+    def attach(self, channel: Channel, config: protocol.Configure) -> None:
+        """Bind a template's initialised worker to a forked instance's own socket and id."""
+        self.channel = channel
+        self.config = msgspec.structs.replace(self.config, instance_id=config.instance_id)
+        self.log_stream = time.strftime("%Y/%m/%d/") + (
+            f"[{config.function_version}]{config.instance_id}"
+        )
 
     def serve(self) -> int:
         """Answer Invoke frames until Shutdown or EOF; returns the exit status."""
+        assert self.channel is not None
         executor = (
             ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
         )
@@ -165,17 +177,42 @@ class Worker:
                 executor.submit(self._answer, message)
 
 
-def serve(sock: socket.socket) -> int:
-    """Run one instance over a connected socket; returns the process exit status."""
-    channel = Channel(sock)
+def _configure(channel: Channel) -> protocol.Configure:
     config = channel.recv()
     if not isinstance(config, protocol.Configure):
         raise protocol.ProtocolError("the first frame must be Configure")
+    return config
+
+
+def serve(sock: socket.socket, tier: str = "process", fork_started: float | None = None) -> int:
+    """Run one instance over a connected socket (init included); returns the exit status."""
+    channel = Channel(sock)
+    config = _configure(channel)
     worker = Worker(channel, config)
     outcome = worker.initialize()
+    if isinstance(outcome, protocol.Ready):
+        outcome.tier = tier
+        if fork_started is not None:
+            outcome.fork_ms = (time.perf_counter() - fork_started) * 1000
     channel.send(outcome)
     if isinstance(outcome, protocol.InitFailed):
         return 1
+    return worker.serve()
+
+
+def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) -> int:
+    """Run an instance forked from a template: init already ran there; only attach and serve."""
+    channel = Channel(sock)
+    worker.attach(channel, _configure(channel))
+    channel.send(
+        protocol.Ready(
+            pid=os.getpid(),
+            import_ms=0.0,
+            init_ms=0.0,
+            tier="template",
+            fork_ms=(time.perf_counter() - fork_started) * 1000,
+        )
+    )
     return worker.serve()
 
 
