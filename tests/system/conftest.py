@@ -105,16 +105,23 @@ class Server:
             self.process.wait()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path / "data").start()
+# Every system test runs against both ways of starting instances.
+BACKENDS = ["process", "zygote"]
+
+
+@pytest.fixture(params=BACKENDS)
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    running = Server(tmp_path / "data", "--backend", request.param).start()
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
     """One server for a module's tests that do not disturb each other."""
-    running = Server(tmp_path_factory.mktemp("shared") / "data").start()
+    data = tmp_path_factory.mktemp("shared") / "data"
+    running = Server(data, "--backend", request.param).start()
     yield running
     running.stop()

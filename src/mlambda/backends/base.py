@@ -46,6 +46,8 @@ class InstanceProcess(Protocol):
     writer: asyncio.StreamWriter
     # What the process writes to its stdout/stderr outside of invocations (None if not captured).
     output: asyncio.StreamReader | None
+    # Time this start waited for shared state first (a zygote or template built for it), in ms.
+    prepare_ms: float
 
     async def wait(self) -> int: ...
 

@@ -30,6 +30,7 @@ class LocalProcess:
         self.reader = reader
         self.writer = writer
         self.output = process.stdout
+        self.prepare_ms = 0.0
 
     async def wait(self) -> int:
         status = await self._process.wait()

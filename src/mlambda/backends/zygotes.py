@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -121,6 +122,7 @@ class ForkedProcess:
         self.writer = writer
         self.output: asyncio.StreamReader | None = output
         self._exited = exited
+        self.prepare_ms = 0.0
 
     async def wait(self) -> int:
         status = await asyncio.shield(self._exited)
@@ -276,9 +278,11 @@ class ZygoteBackend:
         return handle
 
     async def start(self, request: StartRequest) -> InstanceProcess:
+        started = time.perf_counter()
         server = await self._template(request) if request.fork_template else None
         if server is None:
             server = await self._runtime(list(request.spec.preload))
+        prepare_ms = (time.perf_counter() - started) * 1000
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         read_fd, write_fd = os.pipe()
         try:
@@ -290,7 +294,12 @@ class ZygoteBackend:
             os.close(write_fd)
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         output = await _pipe_reader(read_fd)
-        return ForkedProcess(spawned.pid, reader, writer, output, server.exit_future(spawned.pid))
+        process = ForkedProcess(
+            spawned.pid, reader, writer, output, server.exit_future(spawned.pid)
+        )
+        # A template or zygote built for this start is part of what its first caller waited.
+        process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
+        return process
 
     async def release(self, request: StartRequest) -> None:
         """The function version is gone: drop its template (its instances stop with it)."""

@@ -78,7 +78,8 @@ class Instance:
         """What starting this instance cost: fork (if forked) + imports + module init."""
         if self.ready is None:
             return 0.0
-        return self.ready.fork_ms + self.ready.import_ms + self.ready.init_ms
+        ready = self.ready
+        return self.process.prepare_ms + ready.fork_ms + ready.import_ms + ready.init_ms
 
     @property
     def tier(self) -> str:

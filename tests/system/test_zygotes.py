@@ -1,0 +1,131 @@
+"""The zygote backend: instances forked from function templates, with fresh per-instance state."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tests.system.conftest import Server
+from tests.system.test_invoke import _gone
+
+STATEFUL = """
+    import os, random, threading
+
+    CALLS = []  # module global: set at init in the template, appended per instance
+
+    def handler(event, context):
+        CALLS.append(context.aws_request_id)
+        if event.get("hold"):
+            threading.Event().wait(event["hold"])
+        return {"pid": os.getpid(), "calls": len(CALLS), "random": random.random()}
+"""
+
+THREADED = """
+    import os, threading
+
+    STOP = threading.Event()
+    WORKER = threading.Thread(target=STOP.wait, name="warmup-poller", daemon=True)
+    WORKER.start()
+
+    def handler(event, context):
+        return {"pid": os.getpid(), "threads": threading.active_count()}
+"""
+
+
+@pytest.fixture
+def zygote_server(tmp_path):
+    running = Server(tmp_path / "data", "--backend", "zygote").start()
+    yield running
+    running.stop()
+
+
+def _starts(server: Server, function: str) -> dict[str, float]:
+    metrics = server.http("GET", "/metrics").text
+    pattern = rf'mlambda_instance_start_total{{function="{function}",tier="(\w+)"}} (\S+)'
+    return {tier: float(count) for tier, count in re.findall(pattern, metrics)}
+
+
+def test_cold_start_after_scale_to_zero_forks_from_the_kept_template(zygote_server, make_function):
+    zygote_server.deploy(make_function("stateful", STATEFUL, keep_alive_s=0.3))
+    first = json.loads(zygote_server.client.invoke("stateful", b"{}"))
+    assert _gone(first["pid"], within=5)
+    second = json.loads(zygote_server.client.invoke("stateful", b"{}"))
+    assert second["pid"] != first["pid"]
+    assert second["calls"] == 1  # state set after init is the instance's own
+    assert _starts(zygote_server, "stateful") == {"template": 2.0}
+    reports = [
+        line
+        for line in "".join(zygote_server.client.logs("stateful")).splitlines()
+        if "REPORT" in line
+    ]
+    init = [float(re.findall(r"Init Duration: ([\d.]+)", r)[0]) for r in reports]
+    assert init[1] < init[0]  # the second start was a fork of the template, not an init
+
+
+def test_instances_forked_together_do_not_share_state_or_random_streams(
+    zygote_server, make_function
+):
+    zygote_server.deploy(make_function("stateful", STATEFUL, max_instances=2))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(
+            pool.map(lambda _: zygote_server.client.invoke("stateful", b'{"hold": 0.5}'), range(2))
+        )
+    a, b = (json.loads(r) for r in replies)
+    assert a["pid"] != b["pid"]
+    assert a["calls"] == b["calls"] == 1
+    assert a["random"] != b["random"]
+
+
+def test_init_that_starts_a_thread_is_served_with_init_after_the_fork(zygote_server, make_function):
+    zygote_server.deploy(make_function("threaded", THREADED))
+    reply = json.loads(zygote_server.client.invoke("threaded", b"{}"))
+    assert reply["threads"] == 2  # its own poller thread runs in the instance
+    assert _starts(zygote_server, "threaded") == {"runtime": 1.0}
+    logs = "".join(zygote_server.client.logs("threaded"))
+    assert "not forking instances of threaded from a template" in logs
+    assert "warmup-poller" in logs
+
+
+def test_killing_serve_leaves_no_zygote_template_or_instance(tmp_path, make_function):
+    server = Server(tmp_path / "data", "--backend", "zygote").start()
+    server.deploy(make_function("stateful", STATEFUL))
+    json.loads(server.client.invoke("stateful", b"{}"))
+    assert server.process is not None
+    family = _descendants(server.process.pid)
+    assert len(family) >= 4  # base zygote, runtime zygote, template, instance
+    server.stop(signal.SIGKILL)
+    assert all(_gone(pid, within=5) for pid in family)
+
+
+def test_a_crashed_template_instance_is_replaced_by_a_fresh_fork(zygote_server, make_function):
+    zygote_server.deploy(make_function("stateful", STATEFUL))
+    pid = json.loads(zygote_server.client.invoke("stateful", b"{}"))["pid"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    again = json.loads(zygote_server.client.invoke("stateful", b"{}"))
+    assert again["pid"] != pid and again["calls"] == 1
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
