@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install serve test lint clean
+.PHONY: install serve test lint clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,14 +23,18 @@ serve: install examples/fraud/model.joblib
 
 ## test: install and run lint, type checks and the whole test suite
 test: install
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check --fix src tests examples
-	$(BIN)/ruff format src tests examples
+	$(BIN)/ruff check --fix src tests examples bench
+	$(BIN)/ruff format src tests examples bench
 
 clean:
 	rm -rf $(VENV) .mlambda
+
+## bench: cold-start benchmark, both backends side by side (writes bench/RESULTS.md)
+bench: install examples/fraud/model.joblib
+	$(BIN)/python bench/coldstart.py
