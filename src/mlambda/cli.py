@@ -24,6 +24,7 @@ SERVE_FIELDS = (
     "max_bundle_bytes",
     "max_log_bytes",
     "backend",
+    "memory_limits",
 )
 CLIENT_FIELDS = ("url", "data_dir")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -250,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["process", "zygote"],
         help="start instances as fresh processes (default) or fork them from zygotes",
+    )
+    serve.add_argument(
+        "--memory-limits",
+        choices=["auto", "cgroup", "rss", "off"],
+        help="enforce memory_mb with a memory cgroup (auto: where possible) or an RSS watchdog",
     )
     serve.add_argument(
         "--deploy",

@@ -13,7 +13,7 @@ answers with, the Lambda-style ``errorType`` in the body, and the exit code of t
     │   └── Throttled                 429  TooManyRequestsException
     ├── FunctionError                 502  the function failed; body is Lambda's error payload
     │   ├── InitError                 502  Runtime.InitError / ImportModuleError / HandlerNotFound
-    │   ├── ExitError                 502  Runtime.ExitError (the instance died)
+    │   ├── ExitError                 502  Runtime.ExitError / Runtime.OutOfMemory (it died)
     │   └── FunctionTimeout           504  Sandbox.Timedout
     ├── ArtifactCorrupted             500  ArtifactCorruptedException
     ├── ServiceUnavailable            503  ServiceUnavailableException
@@ -144,7 +144,7 @@ def from_response(status: int, body: dict[str, Any], function_error: bool) -> Ml
         cls: type[FunctionError] = FunctionError
         if status == 504:
             cls = FunctionTimeout
-        elif error_type == "Runtime.ExitError":
+        elif error_type in ("Runtime.ExitError", "Runtime.OutOfMemory"):
             cls = ExitError
         elif error_type.startswith("Runtime.") and error_type != "Runtime.MarshalError":
             cls = InitError

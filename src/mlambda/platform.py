@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlambda import bundle
 from mlambda.backends.base import Backend
+from mlambda.backends.limits import MemoryLimits
 from mlambda.backends.local import LocalBackend
 from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.errors import FunctionNotFound, InvalidSpec
@@ -46,6 +47,7 @@ class Platform:
         self.registry = Registry.sqlite(data / "registry.db")
         self.store = store or LocalStore(data / "artifacts")
         self.backend = backend or make_backend(settings)
+        self.limits = MemoryLimits(settings.memory_limits)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
         self.observer = PlatformObserver(self.logs, self.metrics)
@@ -62,6 +64,7 @@ class Platform:
             observer=self.observer,
             base_env=dict(self.settings.instance_env),
             max_response_bytes=self.settings.max_payload_bytes,
+            limits=self.limits,
         )
 
     async def start(self) -> None:
@@ -81,6 +84,7 @@ class Platform:
         self._stopped = True
         await self.router.close()
         await self.backend.close()
+        self.limits.close()
         self.logs.close()
         self.registry.close()
 

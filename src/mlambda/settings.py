@@ -50,6 +50,9 @@ class Settings:
     # How instances start: "process" (a fresh interpreter each) or "zygote" (forked from a
     # function template whose init already ran: milliseconds instead of seconds).
     backend: str = "process"
+    # memory_mb per instance: "auto" (a memory cgroup where one can be made, else an RSS
+    # watchdog), "cgroup", "rss" (watchdog only) or "off".
+    memory_limits: str = "auto"
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlambda.backends.base import InstanceProcess
+from mlambda.backends.limits import Guard
 from mlambda.errors import ExitError, FunctionError, InitError
 from mlambda.pool.channel import read_message, write_message
 from mlambda.runtime import protocol
@@ -65,6 +66,7 @@ class Instance:
         self.served = 0
         self.exit_status: int | None = None
         self.ready: protocol.Ready | None = None
+        self.guard: Guard | None = None  # memory limit, attached by the pool
         self._pending: dict[str, asyncio.Future[Outcome]] = {}
         self._on_output = on_output
         self._tasks = [asyncio.get_running_loop().create_task(self._pump_output())]

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 
 from mlambda.backends.base import Backend, StartRequest
+from mlambda.backends.limits import MemoryLimits
 from mlambda.errors import (
     ExitError,
     FunctionError,
@@ -28,6 +29,27 @@ from mlambda.pool.environment import instance_environment
 from mlambda.pool.instance import Instance, State
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
+
+# How often a busy instance's RSS is sampled when no cgroup enforces memory_mb.
+MEMORY_SAMPLE_S = 0.05
+
+
+def out_of_memory(
+    instance: Instance, request_id: str, limit: int, phase: str = ""
+) -> ExitError | None:
+    """The error for an instance that died at its memory limit (None if that was not why)."""
+    if instance.guard is None or not instance.guard.exceeded():
+        return None
+    return ExitError(
+        {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": (
+                f"RequestId: {request_id} Error: Runtime exited{phase} with error: signal: killed "
+                f"(memory limit of {limit} MB exceeded; raise memory_mb in mlambda.toml)"
+            ),
+            "requestId": request_id,
+        }
+    )
 
 
 @dataclasses.dataclass
@@ -75,7 +97,9 @@ class Pool:
         base_env: dict[str, str] | None = None,
         max_response_bytes: int = 6 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        limits: MemoryLimits | None = None,
     ) -> None:
+        self.limits = limits
         self.record = record
         self.spec = record.spec
         self.task_root = task_root
@@ -122,6 +146,7 @@ class Pool:
         if first:
             result.init_ms = instance.init_ms
         started = time.perf_counter()
+        watchdog = self._watch_memory(instance)
         try:
             outcome = await asyncio.wait_for(instance.invoke(request), timeout)
         except TimeoutError:
@@ -136,7 +161,7 @@ class Pool:
             )
         except FunctionError as exc:
             result.duration_ms = (time.perf_counter() - started) * 1000
-            result.error = exc
+            result.error = out_of_memory(instance, request_id, self.spec.memory_mb) or exc
         else:
             result.logs = outcome.logs
             result.duration_ms = outcome.duration_ms
@@ -145,8 +170,23 @@ class Pool:
                 result.error = FunctionError(outcome.error)
             else:
                 result.body = outcome.body
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         self.observer.invocation(self.record, result)
         return result
+
+    def _watch_memory(self, instance: Instance) -> asyncio.Task[None] | None:
+        """Sample RSS while the invocation runs, where no cgroup enforces the limit."""
+        guard = instance.guard
+        if guard is None or not guard.polled:
+            return None
+
+        async def watch() -> None:
+            while not guard.check():
+                await asyncio.sleep(MEMORY_SAMPLE_S)
+
+        return asyncio.get_running_loop().create_task(watch())
 
     def _take_free_instance(self) -> Instance | None:
         # Oldest first: load packs onto few instances, so the rest go idle and scale in.
@@ -287,12 +327,16 @@ class Pool:
 
     async def _launch(self, instance_id: str) -> Instance:
         process = await self.backend.start(self._start_request(instance_id))
+        guard = None
+        if self.limits is not None:
+            guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
         instance = Instance(
             instance_id,
             process,
             lambda text: self.observer.output(self.record, text),
             self.clock(),
         )
+        instance.guard = guard
         config = protocol.Configure(
             instance_id=instance_id,
             function_name=self.spec.name,
@@ -307,6 +351,12 @@ class Pool:
         )
         try:
             await instance.configure(config, self.spec.init_timeout_s)
+        except ExitError as exc:
+            instance.kill()
+            await instance.wait_dead()  # the limit's verdict is final once the process is gone
+            raise (
+                out_of_memory(instance, "", self.spec.memory_mb, " during init") or exc
+            ) from None
         except BaseException:
             instance.kill()
             raise
@@ -316,6 +366,8 @@ class Pool:
     async def _watch(self, instance: Instance) -> None:
         """When an instance dies (crash, kill, stop), forget it and top the pool back up."""
         await instance.wait_dead()
+        if instance.guard is not None:
+            instance.guard.release()
         with contextlib.suppress(ValueError):
             self.instances.remove(instance)
         timer = self._idle_timers.pop(instance.id, None)
