@@ -185,12 +185,39 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f["updatedAt"])),
             )
         )
+    _print_table(rows)
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
+    processes = _client(settings).processes()
+    if args.json:
+        print(json.dumps(processes, indent=2))
+        return 0
+    rows = [("KIND", "FUNCTION", "PID", "STATE", "TIER", "AGE", "RSS", "PSS")]
+    for p in processes:
+        rows.append(
+            (
+                p["kind"],
+                p["function"],
+                str(p["pid"]),
+                p["state"],
+                p["tier"] or "-",
+                f"{p['ageSeconds']:.0f}s",
+                f"{p['rssKiB'] / 1024:.1f} MiB",
+                f"{p['pssKiB'] / 1024:.1f} MiB",
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-    return 0
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -285,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(run=cmd_ls)
 
+    ps = commands.add_parser("ps", help="list zygotes, templates and instances with RSS and PSS")
+    ps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ps.set_defaults(run=cmd_ps)
+
     show = commands.add_parser("show", help="show a function's configuration and instances")
     show.add_argument("name")
     show.set_defaults(run=cmd_show)
@@ -301,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.set_defaults(run=cmd_logs)
 
-    for sub in (deploy, invoke, ls, show, rm, logs):
+    for sub in (deploy, invoke, ls, ps, show, rm, logs):
         _add_client_options(sub)
     return parser
 

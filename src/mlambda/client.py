@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -73,6 +74,10 @@ class Client:
 
     def get(self, name: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/functions/{name}").json()
+
+    def processes(self) -> builtins.list[dict[str, Any]]:
+        response = self._request("GET", "/v1/instances")
+        return response.json()["processes"]
 
     def remove(self, name: str) -> dict[str, Any]:
         return self._request("DELETE", f"/v1/functions/{name}").json()

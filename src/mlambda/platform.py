@@ -17,6 +17,7 @@ from mlambda.backends.local import LocalBackend
 from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.errors import FunctionNotFound, InvalidSpec
 from mlambda.observe.logs import LogSink
+from mlambda.observe.memory import memory_kb
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
 from mlambda.pool.environment import THREAD_POOL_VARIABLES
@@ -137,9 +138,46 @@ class Platform:
             self.store.delete(digest)
             self.router.forget_cache(digest)
 
+    def processes(self) -> list[dict[str, object]]:
+        """Every process the platform runs: zygotes, templates and instances, with memory."""
+        now = time.time()
+        rows: list[dict[str, object]] = []
+        for shared in self.backend.shared_processes():
+            rows.append(
+                _process_row(
+                    shared.kind, shared.name, shared.pid, "ready", "", shared.started_at, now
+                )
+            )
+        for name, pool in sorted(self.router.pools.items()):
+            for instance in pool.instances:
+                state = "busy" if instance.active else instance.state.value
+                state = "idle" if state == "ready" else state
+                rows.append(
+                    _process_row(
+                        "instance", name, instance.pid, state, instance.tier, instance.created, now
+                    )
+                )
+        return rows
+
     def instances(self, name: str) -> dict[str, int]:
         pool = self.router.pools.get(name)
         return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
+
+
+def _process_row(
+    kind: str, name: str, pid: int, state: str, tier: str, started: float, now: float
+) -> dict[str, object]:
+    rss, pss = memory_kb(pid)
+    return {
+        "kind": kind,
+        "function": name,
+        "pid": pid,
+        "state": state,
+        "tier": tier,
+        "ageSeconds": round(now - started, 1),
+        "rssKiB": rss,
+        "pssKiB": pss,
+    }
 
 
 def make_backend(settings: Settings) -> Backend:

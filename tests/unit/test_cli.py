@@ -28,7 +28,7 @@ def test_every_server_setting_is_a_serve_flag():
     assert "no_auth" in _flags("serve")
 
 
-@pytest.mark.parametrize("command", ["deploy", "invoke", "ls", "show", "rm", "logs"])
+@pytest.mark.parametrize("command", ["deploy", "invoke", "ls", "ps", "show", "rm", "logs"])
 def test_client_commands_take_the_client_settings(command):
     assert set(cli.CLIENT_FIELDS) <= _flags(command)
 

@@ -54,8 +54,21 @@ class InstanceProcess(Protocol):
     def kill(self) -> None: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class SharedProcess:
+    """A process a backend keeps for many instances: a zygote or a function template."""
+
+    kind: str  # "zygote" (base), "runtime" or "template"
+    name: str  # the preload set of a runtime zygote, the function of a template
+    pid: int
+    started_at: float  # time.time()
+
+
 class Backend(Protocol):
     async def start(self, request: StartRequest) -> InstanceProcess: ...
+
+    def shared_processes(self) -> list[SharedProcess]:
+        """Zygotes and templates alive now (none for a backend that keeps none)."""
 
     async def release(self, request: StartRequest) -> None:
         """No more instances of this function version will be asked for: drop what is cached

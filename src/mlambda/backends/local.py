@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 
-from mlambda.backends.base import InstanceProcess, StartRequest
+from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
 from mlambda.runtime.worker import FD_VARIABLE
 
 
@@ -80,6 +80,9 @@ class LocalBackend:
         with contextlib.suppress(Exception):
             await instance.wait()
         self._processes.discard(instance)
+
+    def shared_processes(self) -> list[SharedProcess]:
+        return []
 
     async def release(self, request: StartRequest) -> None:
         pass  # nothing is cached per function: every instance is a fresh process

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from mlambda.backends.base import InstanceProcess, StartRequest
+from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.runtime import protocol
 from mlambda.runtime.zygote import FD_VARIABLE, MAX_PACKET
@@ -33,10 +33,12 @@ log = logging.getLogger("mlambda.zygotes")
 class ForkServerHandle:
     """The platform's end of one fork server's control socket."""
 
-    def __init__(self, sock: socket.socket, pid: int, name: str) -> None:
+    def __init__(self, sock: socket.socket, pid: int, name: str, kind: str = "zygote") -> None:
         self.sock = sock
         self.pid = pid
         self.name = name
+        self.kind = kind
+        self.started_at = time.time()
         self.closed = False
         self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -185,10 +187,11 @@ class ZygoteBackend:
                 theirs.close()
             assert self._base_process.stdout is not None
             self._keep(_pump(self._base_process.stdout, lambda t: log.warning("zygote: %s", t)))
-            handle = ForkServerHandle(ours, self._base_process.pid, "base zygote")
+            handle = ForkServerHandle(ours, self._base_process.pid, "base")
             ready = await handle.next_message()
             if not isinstance(ready, protocol.ZygoteReady):
                 raise ServiceUnavailable(f"the base zygote did not start: {ready}")
+            handle.name = "-"
             self._base = handle
             return handle
 
@@ -202,6 +205,7 @@ class ZygoteBackend:
         spawn: protocol.Spawn,
         name: str,
         sink: Callable[[str], None],
+        kind: str,
     ) -> tuple[ForkServerHandle, protocol.Message]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
@@ -211,7 +215,7 @@ class ZygoteBackend:
             theirs.close()
             os.close(write_fd)
         self._keep(_pump(await _pipe_reader(read_fd), sink))
-        handle = ForkServerHandle(ours, spawned.pid, name)
+        handle = ForkServerHandle(ours, spawned.pid, name, kind)
         try:
             ready = await handle.next_message()
         except ConnectionError:
@@ -230,12 +234,13 @@ class ZygoteBackend:
 
     async def _start_runtime(self, preload: list[str]) -> ForkServerHandle:
         base = await self._base_zygote()
-        name = f"runtime zygote [{', '.join(preload) or 'no preload'}]"
+        name = ",".join(preload) or "-"
         handle, ready = await self._fork_server(
             base,
             protocol.Spawn(kind="zygote", preload=preload),
             name,
-            lambda t: log.warning("%s: %s", name, t.rstrip()),
+            lambda t: log.warning("runtime zygote [%s]: %s", name, t.rstrip()),
+            "runtime",
         )
         if isinstance(ready, protocol.InitFailed):
             handle.close()
@@ -261,8 +266,9 @@ class ZygoteBackend:
         handle, ready = await self._fork_server(
             runtime,
             protocol.Spawn(kind="template", config=config),
-            f"template {request.spec.name}",
+            request.spec.name,
             request.log,
+            "template",
         )
         if isinstance(ready, protocol.InitFailed):
             handle.close()
@@ -300,6 +306,17 @@ class ZygoteBackend:
         # A template or zygote built for this start is part of what its first caller waited.
         process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
         return process
+
+    def shared_processes(self) -> list[SharedProcess]:
+        handles: list[ForkServerHandle | None] = [self._base]
+        for task in [*self._runtimes.values(), *self._templates.values()]:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                handles.append(task.result())
+        return [
+            SharedProcess(h.kind, h.name, h.pid, h.started_at)
+            for h in handles
+            if h is not None and not h.closed
+        ]
 
     async def release(self, request: StartRequest) -> None:
         """The function version is gone: drop its template (its instances stop with it)."""

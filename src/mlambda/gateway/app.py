@@ -81,6 +81,7 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}", functions.delete_function, methods=["DELETE"]),
         Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
+        Route("/v1/instances", functions.list_processes, methods=["GET"]),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
     ]

@@ -56,6 +56,10 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return int(raw)
 
 
+async def list_processes(request: Request) -> Response:
+    return JSONResponse({"processes": _platform(request).processes()})
+
+
 async def function_logs(request: Request) -> Response:
     """The function's last ``tail`` log lines; with ``follow=1`` the response stays open."""
     platform = _platform(request)

@@ -86,6 +86,16 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/instances": {
+                "get": {
+                    "responses": {
+                        "200": _json(
+                            {"type": "object"},
+                            "Zygotes, templates and instances with state, age, RSS and PSS",
+                        )
+                    }
+                }
+            },
             "/v1/functions/{name}/logs": {
                 "parameters": [
                     NAME,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import enum
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,7 @@ class Instance:
         self.process = process
         self.state = State.STARTING
         self.started_at = now
+        self.created = time.time()
         self.idle_since = now
         self.active = 0
         self.served = 0
