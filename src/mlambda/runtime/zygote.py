@@ -17,6 +17,7 @@ control socket closes; its children then die with it (parent-death signal).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import random
@@ -158,8 +159,16 @@ def become_runtime_zygote(control: socket.socket, preload: list[str]) -> int:
         send(control, protocol.InitFailed(error=payload))
         return 1
     import_ms = (time.perf_counter() - started) * 1000
+    freeze_heap()
     send(control, protocol.ZygoteReady(pid=os.getpid(), import_ms=import_ms))
     return ForkServer(control, "runtime").run()
+
+
+def freeze_heap() -> None:
+    """Move every object to the collector's permanent generation before serving forks: the
+    children's collections then never write to (and so copy) the pages they share with us."""
+    gc.collect()
+    gc.freeze()
 
 
 def running_threads() -> str:
@@ -192,6 +201,7 @@ def become_template(control: socket.socket, config: protocol.Configure) -> int:
     )
     if unforkable:
         return 0  # instances start from the runtime zygote and run init after the fork
+    freeze_heap()
     return ForkServer(control, "template", worker).run()
 
 
