@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--backend",
         choices=["process", "zygote"],
-        help="start instances as fresh processes (default) or fork them from zygotes",
+        help="fork instances from zygotes and templates (default) or start fresh processes",
     )
     serve.add_argument(
         "--memory-limits",

@@ -66,8 +66,9 @@ class Router:
         old = self.pools.pop(record.name, None)
         if old is not None:
             self._drain(old)
-        if record.spec.min_instances > 0 or old is not None:
-            await self.pool_for(record.name)
+        pool = await self.pool_for(record.name)
+        # Just deployed, so likely called soon: build its zygote and template ahead of the call.
+        pool.prepare()
 
     async def remove(self, name: str) -> None:
         pool = self.pools.pop(name, None)

@@ -47,9 +47,9 @@ class Settings:
     # Log lines kept per function before the oldest file is rotated away.
     max_log_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
-    # How instances start: "process" (a fresh interpreter each) or "zygote" (forked from a
-    # function template whose init already ran: milliseconds instead of seconds).
-    backend: str = "process"
+    # How instances start: "zygote" (forked from a function template whose init already ran:
+    # milliseconds instead of seconds) or "process" (a fresh interpreter each, init included).
+    backend: str = "zygote"
     # memory_mb per instance: "auto" (a memory cgroup where one can be made, else an RSS
     # watchdog), "cgroup", "rss" (watchdog only) or "off".
     memory_limits: str = "auto"

@@ -25,7 +25,9 @@ CHATTY = """
 
 REPORT = re.compile(
     r"REPORT RequestId: (\S+)\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
-    r"Memory Size: 256 MB\tMax Memory Used: \d+ MB\t(Init Duration: \d+\.\d\d ms\t)?"
+    r"Memory Size: 256 MB\tMax Memory Used: \d+ MB\t"
+    r"(Init Duration: \d+\.\d\d ms\tInit Breakdown: tier \w+, prepare [\d.]+ ms, "
+    r"fork [\d.]+ ms, import [\d.]+ ms, init [\d.]+ ms\t)?"
 )
 
 

@@ -99,3 +99,20 @@ def test_billed_duration_rounds_up_to_whole_milliseconds_at_least_one(duration_m
 )
 def test_duration_is_shown_with_two_decimals(duration_ms, shown):
     assert f"\tDuration: {shown} ms\t" in _report(duration_ms=duration_ms).report_line()
+
+
+def test_report_line_breaks_init_down_by_tier_and_phase():
+    report = Report(
+        request_id="r",
+        version="$LATEST",
+        duration_ms=1.0,
+        memory_mb=128,
+        max_memory_mb=20,
+        init_ms=10.0,
+        init_tier="template",
+        init_parts=(0.0, 3.25, 0.0, 6.75),
+    )
+    assert report.report_line().endswith(
+        "\tInit Duration: 10.00 ms\tInit Breakdown: tier template, prepare 0.00 ms, "
+        "fork 3.25 ms, import 0.00 ms, init 6.75 ms\t"
+    )

@@ -81,6 +81,9 @@ class LocalBackend:
             await instance.wait()
         self._processes.discard(instance)
 
+    async def prepare(self, request: StartRequest) -> None:
+        pass  # nothing to build ahead: every instance is a fresh process
+
     def shared_processes(self) -> list[SharedProcess]:
         return []
 

@@ -163,6 +163,7 @@ class ZygoteBackend:
         self._runtimes: dict[tuple[str, ...], asyncio.Task[ForkServerHandle]] = {}
         self._templates: dict[bytes, asyncio.Task[ForkServerHandle | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._instances: set[ForkedProcess] = set()
         self._lock = asyncio.Lock()
 
     async def _base_zygote(self) -> ForkServerHandle:
@@ -300,12 +301,22 @@ class ZygoteBackend:
             os.close(write_fd)
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         output = await _pipe_reader(read_fd)
-        process = ForkedProcess(
-            spawned.pid, reader, writer, output, server.exit_future(spawned.pid)
-        )
+        exited = server.exit_future(spawned.pid)
+        process = ForkedProcess(spawned.pid, reader, writer, output, exited)
         # A template or zygote built for this start is part of what its first caller waited.
         process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
+        self._instances.add(process)
+        exited.add_done_callback(lambda _: self._instances.discard(process))
         return process
+
+    async def prepare(self, request: StartRequest) -> None:
+        try:
+            if request.fork_template:
+                await self._template(request)
+            else:
+                await self._runtime(list(request.spec.preload))
+        except Exception as exc:  # the next start meets the same failure and reports it
+            log.debug("preparing %s failed: %s", request.spec.name, exc)
 
     def shared_processes(self) -> list[SharedProcess]:
         handles: list[ForkServerHandle | None] = [self._base]
@@ -327,6 +338,10 @@ class ZygoteBackend:
                 handle.close()
 
     async def close(self) -> None:
+        for instance in list(self._instances):
+            instance.kill()
+            instance.writer.close()
+        self._instances.clear()
         for task in self._templates.values():
             task.cancel()
             if task.done() and not task.cancelled() and not task.exception() and task.result():

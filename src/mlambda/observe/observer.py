@@ -23,6 +23,8 @@ def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
         memory_mb=record.spec.memory_mb,
         max_memory_mb=invocation.max_memory_mb,
         init_ms=invocation.init_ms,
+        init_tier=invocation.init_tier,
+        init_parts=invocation.init_parts,
         status=status,
         error_type=error.error_type if status == "error" and error is not None else None,
     )

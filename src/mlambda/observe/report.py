@@ -14,6 +14,10 @@ class Report:
     memory_mb: int
     max_memory_mb: int
     init_ms: float | None = None
+    # Where the cold start's time went: tier, and (fork, import, init) ms; prepare = building a
+    # zygote or template for this start.
+    init_tier: str | None = None
+    init_parts: tuple[float, float, float, float] | None = None
     # Set when the invocation did not complete: "timeout" or "error".
     status: str | None = None
     error_type: str | None = None
@@ -38,6 +42,12 @@ class Report:
         ]
         if self.init_ms is not None:
             fields.append(f"Init Duration: {self.init_ms:.2f} ms")
+            if self.init_parts is not None:
+                prepare, fork, imports, init = self.init_parts
+                fields.append(
+                    f"Init Breakdown: tier {self.init_tier}, prepare {prepare:.2f} ms, "
+                    f"fork {fork:.2f} ms, import {imports:.2f} ms, init {init:.2f} ms"
+                )
         if self.status is not None:
             fields.append(f"Status: {self.status}")
         if self.error_type is not None:

@@ -86,6 +86,14 @@ class Instance:
         return self.process.prepare_ms + ready.fork_ms + ready.import_ms + ready.init_ms
 
     @property
+    def init_parts(self) -> tuple[float, float, float, float] | None:
+        """(prepare, fork, import, init) ms of this instance's start."""
+        if self.ready is None:
+            return None
+        ready = self.ready
+        return (self.process.prepare_ms, ready.fork_ms, ready.import_ms, ready.init_ms)
+
+    @property
     def tier(self) -> str:
         return self.ready.tier if self.ready else "process"
 

@@ -63,6 +63,8 @@ class Invocation:
     duration_ms: float = 0.0
     max_memory_mb: int = 0
     init_ms: float | None = None
+    init_tier: str | None = None
+    init_parts: tuple[float, float, float, float] | None = None
     instance_id: str = ""
     pid: int = 0
 
@@ -145,6 +147,8 @@ class Pool:
         result = Invocation(request_id, instance_id=instance.id, pid=instance.pid)
         if first:
             result.init_ms = instance.init_ms
+            result.init_tier = instance.tier
+            result.init_parts = instance.init_parts
         started = time.perf_counter()
         watchdog = self._watch_memory(instance)
         try:
@@ -263,6 +267,10 @@ class Pool:
         """Bring the pool to min_instances (provisioned concurrency)."""
         self._scale()
 
+    def prepare(self) -> None:
+        """Have the backend build what a start will need (a template) in the background."""
+        self._spawn(self.backend.prepare(self._start_request("template")))
+
     def _scale(self) -> None:
         if self.closed:
             return
@@ -359,6 +367,7 @@ class Pool:
             ) from None
         except BaseException:
             instance.kill()
+            instance.process.writer.close()
             raise
         self.observer.instance_started(self.record, instance.tier)
         return instance

@@ -155,6 +155,9 @@ class Worker:
         """Bind a template's initialised worker to a forked instance's own socket and id."""
         self.channel = channel
         self.config = msgspec.structs.replace(self.config, instance_id=config.instance_id)
+        os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = (
+            f"[{config.function_version}]{config.instance_id}"
+        )
         self.log_stream = time.strftime("%Y/%m/%d/") + (
             f"[{config.function_version}]{config.instance_id}"
         )
