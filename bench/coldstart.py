@@ -1,15 +1,17 @@
-"""Cold start, side by side in one run: a fresh process per instance vs forks from zygotes.
+"""Cold start, side by side in one run: fresh processes vs forks from each zygote tier.
 
     .venv/bin/python bench/coldstart.py [--samples 20]
 
-For each workload, every sample is a scale-from-zero invocation (no instance running) measured
-from the call to the answer, through the Platform (no HTTP):
-  process   a fresh interpreter imports the handler and runs its init (what a Lambda container
-            does on a cold start)
-  runtime   zygote backend, runtime zygote warm (numpy/sklearn imported), template evicted:
-            fork, import the handler, run init
-  template  zygote backend, template warm: one fork
-Writes bench/RESULTS.md.
+Every sample is a scale-from-zero invocation (no instance running), timed from the call to the
+answer through the Platform (no HTTP). Cases:
+  (a) process   a fresh interpreter imports the handler and runs init (a Lambda cold start)
+  (b) base      fork of the base zygote, then every import and init (fork_template = false,
+                no preload)
+  (c) runtime   runtime zygote warm (preloads imported), template evicted: fork, import, init
+  (d) template  template warm: one fork
+  (e) scale-out a second instance started while the first is busy (template warm)
+Workloads: hello, fraud (scikit-learn), weights (a ~100 MB numpy array loaded at init). Also the
+PSS of 1, 2 and 4 concurrent instances of weights. Writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform as host
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,72 +27,164 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mlambda import bundle
 from mlambda.platform import Platform
 from mlambda.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = {"hello": ROOT / "examples" / "hello", "fraud": ROOT / "examples" / "fraud"}
-FRAUD_EVENT = b'{"amount": 4200, "merchant_category": "electronics", "hour": 3}'
+EVENTS = {
+    "hello": b"{}",
+    "fraud": b'{"amount": 4200, "merchant_category": "electronics", "hour": 3}',
+    "weights": b"{}",
+}
+WEIGHTS_APP = """
+import os, time
+import numpy as np
+
+WEIGHTS = np.load(os.path.join(os.path.dirname(__file__), "weights.npy"))
+
+def handler(event, context):
+    time.sleep(event.get("hold", 0))
+    return float(WEIGHTS[:1000].sum())
+"""
 
 
-async def _scale_to_zero(platform: Platform, name: str, evict_template: bool) -> None:
-    pool = platform.router.pools[name]
-    await asyncio.gather(*(instance.stop() for instance in list(pool.instances)))
-    while pool.instances:
-        await asyncio.sleep(0.001)
-    if evict_template:
-        await platform.backend.release(pool._start_request("bench"))
+def make_workloads(root: Path) -> dict[str, Path]:
+    fraud = ROOT / "examples" / "fraud"
+    if not (fraud / "model.joblib").exists():
+        subprocess.run([sys.executable, str(fraud / "train.py")], check=True)
+    weights = root / "weights"
+    weights.mkdir()
+    array = np.random.default_rng(0).standard_normal(25 * 1024 * 1024 // 1, dtype=np.float32)
+    np.save(weights / "weights.npy", array)  # 100 MiB
+    (weights / "app.py").write_text(WEIGHTS_APP)
+    (weights / "mlambda.toml").write_text(
+        '[function]\nname = "weights"\nhandler = "app:handler"\nmemory_mb = 1024\n'
+        'max_instances = 4\npreload = ["numpy"]\n'
+    )
+    return {"hello": ROOT / "examples" / "hello", "fraud": fraud, "weights": weights}
 
 
-async def measure(backend: str, name: str, samples: int, evict_template: bool) -> list[float]:
-    with tempfile.TemporaryDirectory() as data:
-        platform = Platform(Settings.from_env({}, data_dir=Path(data), backend=backend))
-        await platform.start()
-        try:
-            await platform.deploy(bundle.pack(WORKLOADS[name]))
-            event = FRAUD_EVENT if name == "fraud" else b"{}"
-            await platform.invoke(name, event)  # warms the zygotes (and the template)
-            timings = []
-            for _ in range(samples):
-                await _scale_to_zero(platform, name, evict_template)
-                started = time.perf_counter()
-                result = await platform.invoke(name, event)
-                timings.append((time.perf_counter() - started) * 1000)
-                assert result.error is None and result.init_ms is not None, result
-            return timings
-        finally:
-            await platform.stop()
+def base_only(directory: Path, root: Path) -> Path:
+    """A copy of the function with no preload and no template: instances fork the base."""
+    copy = root / f"{directory.name}-base"
+    shutil.copytree(directory, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = copy / "mlambda.toml"
+    lines = [line for line in spec.read_text().splitlines() if not line.startswith("preload")]
+    index = lines.index("[function]") + 1
+    lines[index:index] = ["preload = []", "fork_template = false"]
+    spec.write_text("\n".join(lines) + "\n")
+    return copy
 
 
-def _row(name: str, case: str, timings: list[float], baseline: float) -> str:
-    p50 = statistics.median(timings)
+class Bench:
+    def __init__(self, backend: str) -> None:
+        self.data = tempfile.TemporaryDirectory()
+        self.platform = Platform(
+            Settings.from_env({}, data_dir=Path(self.data.name), backend=backend)
+        )
+
+    async def __aenter__(self) -> Bench:
+        await self.platform.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.platform.stop()
+        self.data.cleanup()
+
+    async def deploy(self, directory: Path, name: str | None = None) -> str:
+        record, _ = await self.platform.deploy(bundle.pack(directory), name=name)
+        return record.name
+
+    async def call(self, name: str, event: bytes) -> float:
+        started = time.perf_counter()
+        result = await self.platform.invoke(name, event)
+        assert result.error is None, result.error.to_body()
+        return (time.perf_counter() - started) * 1000
+
+    async def to_zero(self, name: str, evict_template: bool = False) -> None:
+        pool = self.platform.router.pools[name]
+        await asyncio.gather(*(instance.stop() for instance in list(pool.instances)))
+        while pool.instances:
+            await asyncio.sleep(0.001)
+        if evict_template:
+            await self.platform.backend.release(pool._start_request("bench"))
+
+    async def cold_starts(self, name: str, samples: int, evict: bool = False) -> list[float]:
+        event = EVENTS[name.removesuffix("-base")]
+        await self.call(name, event)  # warms the zygotes (and the template)
+        timings = []
+        for _ in range(samples):
+            await self.to_zero(name, evict)
+            timings.append(await self.call(name, event))
+        return timings
+
+    async def scale_out(self, name: str, samples: int) -> list[float]:
+        await self.call(name, b"{}")
+        timings = []
+        for _ in range(samples):
+            await self.to_zero(name)
+            await self.call(name, b"{}")  # one instance, now idle
+            busy = asyncio.ensure_future(self.call(name, b'{"hold": 0.5}'))
+            await asyncio.sleep(0.05)
+            timings.append(await self.call(name, b"{}"))  # finds it busy: starts a second
+            await busy
+        return timings
+
+    async def pss_kib(self, name: str, count: int) -> list[int]:
+        await self.to_zero(name)
+        hold = f'{{"hold": {1.0 + count * 0.2}}}'.encode()
+        calls = [asyncio.ensure_future(self.call(name, hold)) for _ in range(count)]
+        await asyncio.sleep(0.5 + count * 0.1)
+        rows = [
+            p
+            for p in self.platform.processes()
+            if p["kind"] == "instance" and p["function"] == name
+        ]
+        await asyncio.gather(*calls)
+        return [int(str(r["pssKiB"])) for r in rows]
+
+
+def _stats(timings: list[float]) -> tuple[float, float]:
     p95 = statistics.quantiles(timings, n=20)[18] if len(timings) >= 20 else max(timings)
-    return f"| {name} | {case} | {len(timings)} | {p50:.1f} | {p95:.1f} | {baseline / p50:.1f}x |"
+    return statistics.median(timings), p95
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=20)
-    args = parser.parse_args()
-    if not (WORKLOADS["fraud"] / "model.joblib").exists():
-        subprocess.run([sys.executable, str(WORKLOADS["fraud"] / "train.py")], check=True)
-    rows = []
-    for name in WORKLOADS:
-        process = await measure("process", name, args.samples, evict_template=False)
-        runtime = await measure("zygote", name, args.samples, evict_template=True)
-        template = await measure("zygote", name, args.samples, evict_template=False)
-        baseline = statistics.median(process)
-        rows += [
-            _row(name, "process (fresh interpreter)", process, baseline),
-            _row(name, "runtime zygote warm, template evicted", runtime, baseline),
-            _row(name, "template warm (one fork)", template, baseline),
-        ]
-        print("\n".join(rows[-3:]), flush=True)
-    _write(rows, args.samples)
+    samples = parser.parse_args().samples
+    rows, pss_rows = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        workloads = make_workloads(Path(scratch))
+        for name, directory in workloads.items():
+            async with Bench("process") as bench:
+                await bench.deploy(directory)
+                cases = {"(a) process": await bench.cold_starts(name, samples)}
+            async with Bench("zygote") as bench:
+                await bench.deploy(directory)
+                base = await bench.deploy(base_only(directory, Path(scratch)), f"{name}-base")
+                cases["(b) base zygote"] = await bench.cold_starts(base, samples)
+                cases["(c) runtime zygote"] = await bench.cold_starts(name, samples, evict=True)
+                cases["(d) template"] = await bench.cold_starts(name, samples)
+                if name == "weights":
+                    cases["(e) scale-out"] = await bench.scale_out(name, samples)
+                    for count in (1, 2, 4):
+                        pss_rows.append((count, await bench.pss_kib(name, count)))
+            baseline = statistics.median(cases["(a) process"])
+            for case, timings in cases.items():
+                p50, p95 = _stats(timings)
+                rows.append(
+                    f"| {name} | {case} | {len(timings)} | {p50:.1f} | {p95:.1f} | "
+                    f"{baseline / p50:.1f}x |"
+                )
+                print(rows[-1], flush=True)
+    _write(rows, pss_rows, samples)
 
 
-def _write(rows: list[str], samples: int) -> None:
+def _write(rows: list[str], pss_rows: list[tuple[int, list[int]]], samples: int) -> None:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -98,23 +193,40 @@ def _write(rows: list[str], samples: int) -> None:
         ),
         host.processor(),
     )
+    pss_lines = []
+    for count, values in pss_rows:
+        first, rest = values[0], values[1:]
+        others = f"{statistics.mean(rest) / 1024:.1f}" if rest else "-"
+        ratio = f"{statistics.mean(rest) / first:.0%}" if rest else "-"
+        total = sum(values) / 1024
+        pss_lines.append(f"| {count} | {first / 1024:.1f} | {others} | {ratio} | {total:.1f} |")
     text = f"""# Benchmarks
 
-## Cold start: scale from zero, by backend
+## Cold start: scale from zero, by how the instance starts
 
-Command: `.venv/bin/python bench/coldstart.py --samples {samples}` (one run, all cases).
-Machine: {cpu}, 2 cores, Python {host.python_version()}, {time.strftime("%Y-%m-%d")}.
+Command: `make bench` (`.venv/bin/python bench/coldstart.py --samples {samples}`), one run, all
+cases. Machine: {cpu}, 2 cores, Python {host.python_version()}, {time.strftime("%Y-%m-%d")}.
 
-Each sample invokes a function with no instance running and measures call to answer through
-the Platform (gateway excluded). `hello` is the smallest handler; `fraud` imports scikit-learn
-and loads a 100-tree random forest at init (`preload = ["numpy", "sklearn"]`).
+Each sample invokes a function with no instance running (except (e)) and times call to answer
+through the Platform (the HTTP gateway excluded). `hello` is the smallest handler; `fraud` imports
+scikit-learn and loads a 100-tree random forest at init; `weights` loads a 100 MiB numpy array.
+(a) a fresh interpreter per instance (`--backend process`, what a Lambda container does);
+(b) a fork of the base zygote that then imports and inits everything; (c) a fork of the runtime
+zygote (preloads imported) that imports the handler and inits, template evicted; (d) one fork
+of the warm template; (e) a second instance started while the first is busy.
 
-| function | how the instance starts | samples | p50 ms | p95 ms | speed-up vs process (p50) |
+| function | case | samples | p50 ms | p95 ms | speed-up vs (a), p50 |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Not yet measured here (the rest of the zygote issue): scale-out while busy, the 100 MB weight
-file, PSS per instance, and the pre-forked spare.
+## Memory: PSS of concurrent instances of `weights` (template-forked)
+
+PSS counts a page shared by N processes as 1/N in each. The 100 MiB array lives in the template
+and is shared copy-on-write by every instance.
+
+| instances | PSS of the first, MiB | PSS of each other, MiB | other / first | total PSS, MiB |
+|---|---|---|---|---|
+{chr(10).join(pss_lines)}
 """
     (ROOT / "bench" / "RESULTS.md").write_text(text)
 

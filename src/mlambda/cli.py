@@ -25,6 +25,7 @@ SERVE_FIELDS = (
     "max_log_bytes",
     "backend",
     "memory_limits",
+    "zygote_memory_mb",
 )
 CLIENT_FIELDS = ("url", "data_dir")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -283,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-limits",
         choices=["auto", "cgroup", "rss", "off"],
         help="enforce memory_mb with a memory cgroup (auto: where possible) or an RSS watchdog",
+    )
+    serve.add_argument(
+        "--zygote-memory-mb",
+        type=int,
+        help="memory idle zygotes and templates may hold before LRU eviction (default 4096)",
     )
     serve.add_argument(
         "--deploy",

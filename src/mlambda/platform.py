@@ -185,7 +185,10 @@ def make_backend(settings: Settings) -> Backend:
         return LocalBackend()
     if settings.backend == "zygote":
         env = {**dict(settings.instance_env), **{v: "1" for v in THREAD_POOL_VARIABLES}}
-        return ZygoteBackend(env={**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+        return ZygoteBackend(
+            env={**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+            budget_mb=settings.zygote_memory_mb,
+        )
     raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
 
 

@@ -53,6 +53,9 @@ class Settings:
     # memory_mb per instance: "auto" (a memory cgroup where one can be made, else an RSS
     # watchdog), "cgroup", "rss" (watchdog only) or "off".
     memory_limits: str = "auto"
+    # Memory (PSS) that idle runtime zygotes and templates may hold together; past it the least
+    # recently used idle one is evicted (a later cold start is colder, not broken).
+    zygote_memory_mb: int = 4096
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

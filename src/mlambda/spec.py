@@ -56,6 +56,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # With the zygote backend, fork instances from a template whose init already ran; false
     # when init starts threads (instances then fork from the runtime zygote and run init).
     fork_template: bool = True
+    # A template with no instance left is evicted after this long; the next cold start then
+    # forks the runtime zygote and runs init again.
+    template_keep_alive_s: float = 900.0
 
     @property
     def queue_timeout(self) -> float:
@@ -83,6 +86,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_instances": (1, 1000),
     "keep_alive_s": (0, 7 * 24 * 3600),
     "queue_timeout_s": (0, 900),
+    "template_keep_alive_s": (0, 7 * 24 * 3600),
 }
 
 

@@ -87,7 +87,8 @@ def test_init_that_starts_a_thread_is_served_with_init_after_the_fork(zygote_ser
     zygote_server.deploy(make_function("threaded", THREADED))
     reply = json.loads(zygote_server.client.invoke("threaded", b"{}"))
     assert reply["threads"] == 2  # its own poller thread runs in the instance
-    assert _starts(zygote_server, "threaded") == {"runtime": 1.0}
+    # No preload: the instance forks from the base zygote and runs init after the fork.
+    assert _starts(zygote_server, "threaded") == {"base": 1.0}
     logs = "".join(zygote_server.client.logs("threaded"))
     assert "not forking instances of threaded from a template" in logs
     assert "warmup-poller" in logs
@@ -95,12 +96,14 @@ def test_init_that_starts_a_thread_is_served_with_init_after_the_fork(zygote_ser
 
 def test_killing_serve_leaves_no_zygote_template_or_instance(tmp_path, make_function):
     server = Server(tmp_path / "data", "--backend", "zygote").start()
-    server.deploy(make_function("stateful", STATEFUL))
-    json.loads(server.client.invoke("stateful", b"{}"))
-    assert server.process is not None
-    family = _descendants(server.process.pid)
-    assert len(family) >= 4  # base zygote, runtime zygote, template, instance
-    server.stop(signal.SIGKILL)
+    try:
+        server.deploy(make_function("stateful", STATEFUL, preload=["json"]))
+        json.loads(server.client.invoke("stateful", b"{}"))
+        assert server.process is not None
+        family = _descendants(server.process.pid)
+        assert len(family) >= 4  # base zygote, runtime zygote, template, instance
+    finally:
+        server.stop(signal.SIGKILL)
     assert all(_gone(pid, within=5) for pid in family)
 
 
@@ -130,3 +133,51 @@ def _descendants(root: int) -> set[int]:
             found.add(child)
             stack.append(child)
     return found
+
+
+def _wait_for(predicate, within: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _templates(server: Server) -> set[str]:
+    return {r["function"] for r in server.client.processes() if r["kind"] == "template"}
+
+
+def _last_report(server: Server, name: str) -> str:
+    lines = "".join(server.client.logs(name)).splitlines()
+    return [line for line in lines if "REPORT" in line][-1]
+
+
+def test_an_idle_template_expires_after_its_keep_alive_and_comes_back(zygote_server, make_function):
+    zygote_server.deploy(
+        make_function("brief", STATEFUL, keep_alive_s=0.2, template_keep_alive_s=0.5)
+    )
+    pid = json.loads(zygote_server.client.invoke("brief", b"{}"))["pid"]
+    assert _gone(pid, within=5)
+    assert _wait_for(lambda: "brief" not in _templates(zygote_server))
+
+    assert json.loads(zygote_server.client.invoke("brief", b"{}"))["calls"] == 1
+    report = _last_report(zygote_server, "brief")
+    assert "tier template" in report and "prepare 0.00 ms" not in report  # rebuilt for it
+
+
+def test_memory_budget_evicts_the_least_recently_used_idle_template(tmp_path, make_function):
+    server = Server(tmp_path / "data", "--zygote-memory-mb", "1").start()
+    try:
+        server.deploy(make_function("first", STATEFUL, preload=["json"]))
+        assert _wait_for(lambda: "first" in _templates(server))
+        server.deploy(make_function("second", STATEFUL, preload=["csv"]))
+        assert _wait_for(lambda: "second" in _templates(server))
+        assert "first" not in _templates(server)  # idle, least recently used: evicted
+
+        reply = json.loads(server.client.invoke("first", b"{}"))  # colder, not broken
+        assert reply["calls"] == 1
+        assert "prepare 0.00 ms" not in _last_report(server, "first")
+        assert json.loads(server.client.invoke("second", b"{}"))["calls"] == 1
+    finally:
+        server.stop()

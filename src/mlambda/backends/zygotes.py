@@ -10,7 +10,6 @@ zygote instead and run init themselves.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -23,141 +22,26 @@ from collections.abc import Callable
 import msgspec
 
 from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
+from mlambda.backends.eviction import Resident, choose_evictions
+from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_reader, pump
 from mlambda.errors import InitError, ServiceUnavailable
+from mlambda.observe.memory import memory_kb
 from mlambda.runtime import protocol
-from mlambda.runtime.zygote import FD_VARIABLE, MAX_PACKET
+from mlambda.runtime.zygote import FD_VARIABLE
 
 log = logging.getLogger("mlambda.zygotes")
 
 
-class ForkServerHandle:
-    """The platform's end of one fork server's control socket."""
-
-    def __init__(self, sock: socket.socket, pid: int, name: str, kind: str = "zygote") -> None:
-        self.sock = sock
-        self.pid = pid
-        self.name = name
-        self.kind = kind
-        self.started_at = time.time()
-        self.closed = False
-        self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
-        self._exits: dict[int, asyncio.Future[int]] = {}
-        sock.setblocking(False)
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data = self.sock.recv(MAX_PACKET)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._lost()
-            return
-        message = protocol.decode(data)
-        if isinstance(message, protocol.Exited):
-            self.exit_future(message.pid).set_result(message.status)
-        elif self._replies:
-            self._replies.popleft().set_result(message)
-
-    def _lost(self) -> None:
-        """The server died: its children died with it (parent-death signal)."""
-        self.close()
-        for future in self._exits.values():
-            if not future.done():
-                future.set_result(-signal.SIGKILL)
-        while self._replies:
-            reply = self._replies.popleft()
-            if not reply.done():
-                reply.set_exception(ConnectionError(f"{self.name} exited"))
-
-    def exit_future(self, pid: int) -> asyncio.Future[int]:
-        future = self._exits.get(pid)
-        if future is None:
-            future = self._exits[pid] = asyncio.get_running_loop().create_future()
-            if self.closed:
-                future.set_result(-signal.SIGKILL)
-        return future
-
-    async def next_message(self) -> protocol.Message:
-        """The next packet that is not an exit report (a Ready after a spawn)."""
-        if self.closed:
-            raise ConnectionError(f"{self.name} exited")
-        future: asyncio.Future[protocol.Message] = asyncio.get_running_loop().create_future()
-        self._replies.append(future)
-        return await future
-
-    async def spawn(self, message: protocol.Spawn, fds: tuple[int, int]) -> protocol.Spawned:
-        if self.closed:
-            raise ConnectionError(f"{self.name} exited")
-        future: asyncio.Future[protocol.Message] = asyncio.get_running_loop().create_future()
-        self._replies.append(future)
-        socket.send_fds(self.sock, [protocol.encode_packet(message)], list(fds))
-        reply = await future
-        if not isinstance(reply, protocol.Spawned):
-            raise ConnectionError(f"{self.name} answered {type(reply).__name__} to Spawn")
-        return reply
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        self.sock.close()
-
-
-class ForkedProcess:
-    """An instance forked by a fork server (InstanceProcess)."""
-
+class ZygoteBackend:
     def __init__(
         self,
-        pid: int,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        output: asyncio.StreamReader,
-        exited: asyncio.Future[int],
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+        budget_mb: int = 4096,
     ) -> None:
-        self.pid = pid
-        self.reader = reader
-        self.writer = writer
-        self.output: asyncio.StreamReader | None = output
-        self._exited = exited
-        self.prepare_ms = 0.0
-
-    async def wait(self) -> int:
-        status = await asyncio.shield(self._exited)
-        self.writer.close()
-        return status
-
-    def kill(self) -> None:
-        # The instance leads its own session (setsid after fork): its group holds all it started.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-
-async def _pipe_reader(read_fd: int) -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-    )
-    return reader
-
-
-def _pump(reader: asyncio.StreamReader, sink: Callable[[str], None]) -> asyncio.Task[None]:
-    async def pump() -> None:
-        while line := await reader.readline():
-            sink(line.decode("utf-8", errors="replace"))
-
-    return asyncio.get_running_loop().create_task(pump())
-
-
-class ZygoteBackend:
-    def __init__(self, python: str = sys.executable, env: dict[str, str] | None = None) -> None:
         self.python = python
         self.env = env or {}
+        self.budget_kib = budget_mb * 1024
         self._base: ForkServerHandle | None = None
         self._base_process: asyncio.subprocess.Process | None = None
         self._runtimes: dict[tuple[str, ...], asyncio.Task[ForkServerHandle]] = {}
@@ -187,7 +71,7 @@ class ZygoteBackend:
             finally:
                 theirs.close()
             assert self._base_process.stdout is not None
-            self._keep(_pump(self._base_process.stdout, lambda t: log.warning("zygote: %s", t)))
+            self._keep(pump(self._base_process.stdout, lambda t: log.warning("zygote: %s", t)))
             handle = ForkServerHandle(ours, self._base_process.pid, "base")
             ready = await handle.next_message()
             if not isinstance(ready, protocol.ZygoteReady):
@@ -215,8 +99,10 @@ class ZygoteBackend:
         finally:
             theirs.close()
             os.close(write_fd)
-        self._keep(_pump(await _pipe_reader(read_fd), sink))
+        self._keep(pump(await pipe_reader(read_fd), sink))
         handle = ForkServerHandle(ours, spawned.pid, name, kind)
+        handle.parent = parent
+        parent.live += 1
         try:
             ready = await handle.next_message()
         except ConnectionError:
@@ -225,6 +111,8 @@ class ZygoteBackend:
         return handle, ready
 
     async def _runtime(self, preload: list[str]) -> ForkServerHandle:
+        if not preload:
+            return await self._base_zygote()  # nothing to import: the base zygote serves
         key = tuple(preload)
         task = self._runtimes.get(key)
         if task is None or (task.done() and (task.exception() or task.result().closed)):
@@ -246,6 +134,7 @@ class ZygoteBackend:
         if isinstance(ready, protocol.InitFailed):
             handle.close()
             raise InitError(ready.error)
+        self._enforce_budget(keep=handle)
         return handle
 
     async def _template(self, request: StartRequest) -> ForkServerHandle | None:
@@ -282,7 +171,58 @@ class ZygoteBackend:
                 f"{ready.unforkable}; each instance runs init itself\n"
             )
             return None
+        self._enforce_budget(keep=handle)
+        self._arm_expiry(handle, request.spec.template_keep_alive_s)
         return handle
+
+    def _arm_expiry(self, handle: ForkServerHandle, ttl: float) -> None:
+        """A template with no instance is evicted after its own keep-alive."""
+        if handle.expiry is not None:
+            handle.expiry.cancel()
+        handle.expiry = asyncio.get_running_loop().call_later(ttl, self._expire, handle)
+
+    def _expire(self, handle: ForkServerHandle) -> None:
+        handle.expiry = None
+        if handle.live == 0 and handle.starting == 0:
+            self._evict(handle)
+
+    def _residents(self) -> dict[int, ForkServerHandle]:
+        found: dict[int, ForkServerHandle] = {}
+        for task in [*self._runtimes.values(), *self._templates.values()]:
+            handle = _result(task)
+            if handle is not None and not handle.closed:
+                found[id(handle)] = handle
+        return found
+
+    def _enforce_budget(self, keep: ForkServerHandle) -> None:
+        """Evict idle zygotes and templates, least recently used first, past the budget."""
+        residents = self._residents()
+        chosen = choose_evictions(
+            [
+                Resident(
+                    key,
+                    memory_kb(h.pid)[1],
+                    h.last_used,
+                    evictable=h is not keep and h.live == 0 and h.starting == 0,
+                )
+                for key, h in residents.items()
+            ],
+            self.budget_kib,
+        )
+        for key in chosen:
+            log.info(
+                "evicting %s %s: zygote memory budget reached",
+                residents[key].kind,
+                residents[key].name,
+            )
+            self._evict(residents[key])
+
+    def _evict(self, handle: ForkServerHandle) -> None:
+        for key in [k for k, task in self._runtimes.items() if _result(task) is handle]:
+            del self._runtimes[key]
+        for template in [k for k, task in self._templates.items() if _result(task) is handle]:
+            del self._templates[template]
+        handle.close()  # the server exits: nothing depends on it
 
     async def start(self, request: StartRequest) -> InstanceProcess:
         started = time.perf_counter()
@@ -292,22 +232,39 @@ class ZygoteBackend:
         prepare_ms = (time.perf_counter() - started) * 1000
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         read_fd, write_fd = os.pipe()
+        server.starting += 1  # no await since it was chosen: eviction cannot take it first
+        if server.expiry is not None:
+            server.expiry.cancel()
+            server.expiry = None
         try:
             spawned = await server.spawn(
                 protocol.Spawn(kind="instance"), (theirs.fileno(), write_fd)
             )
         finally:
+            server.starting -= 1
             theirs.close()
             os.close(write_fd)
+        server.live += 1
+        server.last_used = time.monotonic()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        output = await _pipe_reader(read_fd)
+        output = await pipe_reader(read_fd)
         exited = server.exit_future(spawned.pid)
         process = ForkedProcess(spawned.pid, reader, writer, output, exited)
         # A template or zygote built for this start is part of what its first caller waited.
         process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
         self._instances.add(process)
-        exited.add_done_callback(lambda _: self._instances.discard(process))
+        ttl = request.spec.template_keep_alive_s
+        exited.add_done_callback(lambda _: self._instance_exited(process, server, ttl))
         return process
+
+    def _instance_exited(
+        self, process: ForkedProcess, server: ForkServerHandle, ttl: float
+    ) -> None:
+        self._instances.discard(process)
+        server.live -= 1
+        server.last_used = time.monotonic()
+        if server.kind == "template" and server.live == 0 and not server.closed:
+            self._arm_expiry(server, ttl)
 
     async def prepare(self, request: StartRequest) -> None:
         try:
@@ -319,10 +276,7 @@ class ZygoteBackend:
             log.debug("preparing %s failed: %s", request.spec.name, exc)
 
     def shared_processes(self) -> list[SharedProcess]:
-        handles: list[ForkServerHandle | None] = [self._base]
-        for task in [*self._runtimes.values(), *self._templates.values()]:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                handles.append(task.result())
+        handles = [self._base, *self._residents().values()]
         return [
             SharedProcess(h.kind, h.name, h.pid, h.started_at)
             for h in handles
@@ -356,9 +310,18 @@ class ZygoteBackend:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._base_process.pid, signal.SIGKILL)
             await self._base_process.wait()
-        for pump in list(self._tasks):
-            pump.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _result(
+    task: asyncio.Task[ForkServerHandle] | asyncio.Task[ForkServerHandle | None],
+) -> ForkServerHandle | None:
+    """The handle a finished start produced, or None (running, failed, or no template)."""
+    if task.done() and not task.cancelled() and task.exception() is None:
+        return task.result()
+    return None
 
 
 def _closed(handle: ForkServerHandle | None) -> bool:

@@ -1,0 +1,151 @@
+"""The platform's side of fork servers: a control-socket handle per zygote or template, and
+the instances they fork (``InstanceProcess``)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from mlambda.runtime import protocol
+from mlambda.runtime.zygote import MAX_PACKET
+
+
+class ForkServerHandle:
+    """The platform's end of one fork server's control socket."""
+
+    def __init__(self, sock: socket.socket, pid: int, name: str, kind: str = "zygote") -> None:
+        self.sock = sock
+        self.pid = pid
+        self.name = name
+        self.kind = kind
+        self.started_at = time.time()
+        # Bookkeeping for eviction: what depends on this server, and when it was last used.
+        self.parent: ForkServerHandle | None = None
+        self.live = 0  # children alive: instances, or templates of a runtime zygote
+        self.starting = 0  # starts in progress that will fork from it
+        self.last_used = time.monotonic()
+        self.expiry: asyncio.TimerHandle | None = None
+        self.closed = False
+        self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(MAX_PACKET)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        message = protocol.decode(data)
+        if isinstance(message, protocol.Exited):
+            self.exit_future(message.pid).set_result(message.status)
+        elif self._replies:
+            self._replies.popleft().set_result(message)
+
+    def _lost(self) -> None:
+        """The server died: its children died with it (parent-death signal)."""
+        self.close()
+        for future in self._exits.values():
+            if not future.done():
+                future.set_result(-signal.SIGKILL)
+        while self._replies:
+            reply = self._replies.popleft()
+            if not reply.done():
+                reply.set_exception(ConnectionError(f"{self.name} exited"))
+
+    def exit_future(self, pid: int) -> asyncio.Future[int]:
+        future = self._exits.get(pid)
+        if future is None:
+            future = self._exits[pid] = asyncio.get_running_loop().create_future()
+            if self.closed:
+                future.set_result(-signal.SIGKILL)
+        return future
+
+    async def next_message(self) -> protocol.Message:
+        """The next packet that is not an exit report (a Ready after a spawn)."""
+        if self.closed:
+            raise ConnectionError(f"{self.name} exited")
+        future: asyncio.Future[protocol.Message] = asyncio.get_running_loop().create_future()
+        self._replies.append(future)
+        return await future
+
+    async def spawn(self, message: protocol.Spawn, fds: tuple[int, int]) -> protocol.Spawned:
+        if self.closed:
+            raise ConnectionError(f"{self.name} exited")
+        future: asyncio.Future[protocol.Message] = asyncio.get_running_loop().create_future()
+        self._replies.append(future)
+        socket.send_fds(self.sock, [protocol.encode_packet(message)], list(fds))
+        reply = await future
+        if not isinstance(reply, protocol.Spawned):
+            raise ConnectionError(f"{self.name} answered {type(reply).__name__} to Spawn")
+        return reply
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.parent is not None:
+            self.parent.live -= 1
+            self.parent.last_used = time.monotonic()
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class ForkedProcess:
+    """An instance forked by a fork server (InstanceProcess)."""
+
+    def __init__(
+        self,
+        pid: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        output: asyncio.StreamReader,
+        exited: asyncio.Future[int],
+    ) -> None:
+        self.pid = pid
+        self.reader = reader
+        self.writer = writer
+        self.output: asyncio.StreamReader | None = output
+        self._exited = exited
+        self.prepare_ms = 0.0
+
+    async def wait(self) -> int:
+        status = await asyncio.shield(self._exited)
+        self.writer.close()
+        return status
+
+    def kill(self) -> None:
+        # The instance leads its own session (setsid after fork): its group holds all it started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+async def pipe_reader(read_fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    )
+    return reader
+
+
+def pump(reader: asyncio.StreamReader, sink: Callable[[str], None]) -> asyncio.Task[None]:
+    async def pump() -> None:
+        while line := await reader.readline():
+            sink(line.decode("utf-8", errors="replace"))
+
+    return asyncio.get_running_loop().create_task(pump())
