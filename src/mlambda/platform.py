@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlambda import bundle
 from mlambda.backends.base import Backend
-from mlambda.backends.limits import MemoryLimits
+from mlambda.backends.limits import ResourceLimits
 from mlambda.backends.local import LocalBackend
 from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.errors import FunctionNotFound, InvalidSpec
@@ -48,7 +48,7 @@ class Platform:
         self.registry = Registry.sqlite(data / "registry.db")
         self.store = store or LocalStore(data / "artifacts")
         self.backend = backend or make_backend(settings)
-        self.limits = MemoryLimits(settings.memory_limits)
+        self.limits = ResourceLimits(settings.memory_limits)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
         self.observer = PlatformObserver(self.logs, self.metrics)
@@ -56,6 +56,7 @@ class Platform:
         self.started_at = time.time()
         self._started = False
         self._stopped = False
+        self._warming: asyncio.Task[None] | None = None
 
     def _make_pool(self, record: FunctionRecord, task_root: str) -> Pool:
         return Pool(
@@ -69,7 +70,8 @@ class Platform:
         )
 
     async def start(self) -> None:
-        """Bring up the functions that keep warm instances (min_instances > 0). Idempotent."""
+        """Bring up the functions that keep warm instances (min_instances > 0), and build the
+        runtime zygotes deployed functions need, in the background. Idempotent."""
         if self._started:
             return
         self._started = True
@@ -77,12 +79,23 @@ class Platform:
             if record.spec.min_instances > 0:
                 with contextlib.suppress(Exception):
                     await self.router.pool_for(record.name)
+        self._warming = asyncio.get_running_loop().create_task(self._warm_runtimes())
+
+    async def _warm_runtimes(self) -> None:
+        for record in self.registry.list():
+            # A broken function (corrupted artifact...) is reported when it is called.
+            with contextlib.suppress(Exception):
+                pool = await self.router.pool_for(record.name)
+                pool.prepare(template=False)
 
     async def stop(self) -> None:
         """Stop every instance and close the stores. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.router.close()
         await self.backend.close()
         self.limits.close()

@@ -38,6 +38,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     description: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
+    # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made); native
+    # thread pools (OpenMP, BLAS, torch) are sized to it. Unset: no quota, one thread each.
+    cpu: float | None = None
     # A handler running longer than this is killed and the caller gets a timeout error.
     timeout_s: float = 30.0
     # Module-level init (loading the model) may take longer than one invocation.
@@ -65,6 +68,11 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return self.timeout_s if self.queue_timeout_s is None else self.queue_timeout_s
 
     @property
+    def threads(self) -> int:
+        """Threads for native thread pools in one instance."""
+        return max(1, int(self.cpu)) if self.cpu else 1
+
+    @property
     def handler_module(self) -> str:
         return self.handler.split(":", 1)[0]
 
@@ -79,6 +87,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 _FIELDS = FunctionSpec.__struct_fields__
 _RANGES: dict[str, tuple[float, float]] = {
     "memory_mb": (64, 32768),
+    "cpu": (0.05, 256),
     "timeout_s": (0.001, 900),
     "init_timeout_s": (0.001, 900),
     "concurrency": (1, 1000),

@@ -181,3 +181,23 @@ def test_memory_budget_evicts_the_least_recently_used_idle_template(tmp_path, ma
         assert json.loads(server.client.invoke("second", b"{}"))["calls"] == 1
     finally:
         server.stop()
+
+
+def test_serve_builds_the_runtime_zygotes_of_deployed_functions_at_start(tmp_path, make_function):
+    data = tmp_path / "data"
+    first = Server(data).start()
+    try:
+        first.deploy(make_function("needs_csv", STATEFUL, preload=["csv"]))
+    finally:
+        first.stop()
+    second = Server(data).start()
+    try:
+
+        def runtimes() -> set[str]:
+            return {r["function"] for r in second.client.processes() if r["kind"] == "runtime"}
+
+        assert _wait_for(lambda: "csv" in runtimes())
+        assert "needs_csv" not in _templates(second)  # templates are built on demand
+        assert json.loads(second.client.invoke("needs_csv", b"{}"))["calls"] == 1
+    finally:
+        second.stop()

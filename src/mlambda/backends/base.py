@@ -67,9 +67,9 @@ class SharedProcess:
 class Backend(Protocol):
     async def start(self, request: StartRequest) -> InstanceProcess: ...
 
-    async def prepare(self, request: StartRequest) -> None:
-        """Build ahead what ``start`` will need for this version (a zygote, a template).
-        Never raises: a failure here is met, and reported, by the next ``start``."""
+    async def prepare(self, request: StartRequest, template: bool = True) -> None:
+        """Build ahead what ``start`` will need for this version: its zygote, and its template
+        when ``template`` is true. Never raises: the next ``start`` meets and reports a failure."""
 
     def shared_processes(self) -> list[SharedProcess]:
         """Zygotes and templates alive now (none for a backend that keeps none)."""

@@ -1,6 +1,6 @@
 """Per-instance memory limits: a memory cgroup where the platform can make one, else a watchdog.
 
-``MemoryLimits.attach(pid, limit_mb)`` puts one instance under its function's ``memory_mb``:
+``ResourceLimits.attach(pid, limit_mb)`` puts one instance under its function's ``memory_mb``:
 - cgroup v2 (a delegated subtree with the memory controller): ``memory.max``; OOM kills are
   counted in ``memory.events``;
 - cgroup v1 (the memory controller mounted on its own): ``memory.limit_in_bytes``; OOM kills
@@ -90,7 +90,18 @@ class CgroupGuard:
             self.directory.rmdir()
 
 
-class MemoryLimits:
+class CpuQuota:
+    """One instance's CPU limit: a cgroup with a CFS quota of ``cpu`` cores."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()
+
+
+class ResourceLimits:
     """Makes guards. ``mode``: "auto" (a cgroup where possible), "cgroup", "rss" or "off"."""
 
     def __init__(self, mode: str = "auto", name: str | None = None) -> None:
@@ -107,6 +118,35 @@ class MemoryLimits:
             if self.parent is None and mode == "cgroup":
                 raise RuntimeError("no writable memory cgroup here (memory_limits = 'cgroup')")
         self.kind = "off" if mode == "off" else f"cgroup v{self.version}" if self.parent else "rss"
+        self.cpu_version, self.cpu_parent = 0, None
+        found_cpu = find_cpu_cgroup()  # used only for functions that set `cpu`
+        if found_cpu is not None:
+            self.cpu_version, own_cpu = found_cpu
+            _prune_stale(own_cpu)
+            directory = own_cpu / (name or f"mlambda-{os.getpid()}")
+            self.cpu_parent = _make_dir(directory, self.cpu_version, "cpu")
+
+    def limit_cpu(self, pid: int, cpu: float, name: str) -> CpuQuota | None:
+        """Cap the instance at ``cpu`` cores where a cpu cgroup can be made (else no cap)."""
+        if self.cpu_parent is None:
+            return None
+        directory = _make_dir(self.cpu_parent / name, self.cpu_version, "cpu")
+        if directory is None:
+            return None
+        period = 100_000
+        quota = max(1000, int(cpu * period))
+        try:
+            if self.cpu_version == 2:
+                (directory / "cpu.max").write_text(f"{quota} {period}")
+            else:
+                (directory / "cpu.cfs_period_us").write_text(str(period))
+                (directory / "cpu.cfs_quota_us").write_text(str(quota))
+            (directory / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+            return None
+        return CpuQuota(directory)
 
     def attach(self, pid: int, limit_mb: int, name: str) -> Guard | None:
         if self.mode == "off":
@@ -118,13 +158,15 @@ class MemoryLimits:
         return RssGuard(pid, limit_mb)
 
     def close(self) -> None:
-        if self.parent is not None:
-            for child in self.parent.iterdir() if self.parent.is_dir() else []:
+        for parent in (self.parent, self.cpu_parent):
+            if parent is None or not parent.is_dir():
+                continue
+            for child in parent.iterdir():
                 if child.is_dir():
                     with contextlib.suppress(OSError):
                         child.rmdir()
             with contextlib.suppress(OSError):
-                self.parent.rmdir()
+                parent.rmdir()
 
 
 def find_memory_cgroup() -> tuple[int, Path] | None:
@@ -163,11 +205,36 @@ def _prune_stale(own: Path) -> None:
                 directory.rmdir()
 
 
-def _make_dir(directory: Path, version: int) -> Path | None:
+def find_cpu_cgroup() -> tuple[int, Path] | None:
+    """(version, this process's own cgroup directory) with a usable cpu controller."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        names = controllers.split(",")
+        if "cpu" in names:
+            for mount in (",".join(names), "cpu", "cpu,cpuacct"):
+                own = CGROUP_ROOT / mount / path.lstrip("/")
+                if (own / "cpu.cfs_quota_us").exists() and os.access(own, os.W_OK):
+                    return 1, own
+    for line in lines:
+        if line.startswith("0::"):
+            for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+                own = root / line[3:].lstrip("/")
+                subtree = own / "cgroup.subtree_control"
+                writable = subtree.exists() and os.access(own, os.W_OK)
+                if writable and "cpu" in subtree.read_text().split():
+                    return 2, own
+    return None
+
+
+def _make_dir(directory: Path, version: int, controller: str = "memory") -> Path | None:
     try:
         directory.mkdir(exist_ok=True)
         if version == 2:
-            (directory / "cgroup.subtree_control").write_text("+memory")
+            (directory / "cgroup.subtree_control").write_text(f"+{controller}")
     except OSError:
         return None
     return directory

@@ -81,7 +81,7 @@ class LocalBackend:
             await instance.wait()
         self._processes.discard(instance)
 
-    async def prepare(self, request: StartRequest) -> None:
+    async def prepare(self, request: StartRequest, template: bool = True) -> None:
         pass  # nothing to build ahead: every instance is a fresh process
 
     def shared_processes(self) -> list[SharedProcess]:

@@ -266,9 +266,9 @@ class ZygoteBackend:
         if server.kind == "template" and server.live == 0 and not server.closed:
             self._arm_expiry(server, ttl)
 
-    async def prepare(self, request: StartRequest) -> None:
+    async def prepare(self, request: StartRequest, template: bool = True) -> None:
         try:
-            if request.fork_template:
+            if template and request.fork_template:
                 await self._template(request)
             else:
                 await self._runtime(list(request.spec.preload))
@@ -344,4 +344,5 @@ def _configure(request: StartRequest) -> protocol.Configure:
         max_response_bytes=request.max_response_bytes,
         preload=[],
         env=request.env,
+        threads=request.spec.threads,
     )

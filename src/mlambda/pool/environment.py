@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mlambda.spec import FunctionSpec
 
-# Native thread pools sized to one thread per instance by default, so N instances on a machine
-# do not oversubscribe its cores; a function may set its own values in [function.env].
+# Native thread pools sized to the function's `cpu` (one thread by default), so N instances on a
+# machine do not oversubscribe its cores; a function may set its own values in [function.env].
 THREAD_POOL_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -19,7 +19,7 @@ def instance_environment(
     base: dict[str, str], spec: FunctionSpec, version: str, task_root: str, instance_id: str
 ) -> dict[str, str]:
     env = dict(base)
-    env.update({name: "1" for name in THREAD_POOL_VARIABLES})
+    env.update({name: str(spec.threads) for name in THREAD_POOL_VARIABLES})
     env.update(
         {
             # The task root is read-only, as Lambda's is: no bytecode caches written there.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlambda.backends.base import InstanceProcess
-from mlambda.backends.limits import Guard
+from mlambda.backends.limits import CpuQuota, Guard
 from mlambda.errors import ExitError, FunctionError, InitError
 from mlambda.pool.channel import read_message, write_message
 from mlambda.runtime import protocol
@@ -69,6 +69,7 @@ class Instance:
         self.exit_status: int | None = None
         self.ready: protocol.Ready | None = None
         self.guard: Guard | None = None  # memory limit, attached by the pool
+        self.cpu_quota: CpuQuota | None = None
         self._pending: dict[str, asyncio.Future[Outcome]] = {}
         self._on_output = on_output
         self._tasks = [asyncio.get_running_loop().create_task(self._pump_output())]

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 
 from mlambda.backends.base import Backend, StartRequest
-from mlambda.backends.limits import MemoryLimits
+from mlambda.backends.limits import ResourceLimits
 from mlambda.errors import (
     ExitError,
     FunctionError,
@@ -99,7 +99,7 @@ class Pool:
         base_env: dict[str, str] | None = None,
         max_response_bytes: int = 6 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
-        limits: MemoryLimits | None = None,
+        limits: ResourceLimits | None = None,
     ) -> None:
         self.limits = limits
         self.record = record
@@ -267,9 +267,10 @@ class Pool:
         """Bring the pool to min_instances (provisioned concurrency)."""
         self._scale()
 
-    def prepare(self) -> None:
-        """Have the backend build what a start will need (a template) in the background."""
-        self._spawn(self.backend.prepare(self._start_request("template")))
+    def prepare(self, template: bool = True) -> None:
+        """Have the backend build what a start will need in the background: the runtime
+        zygote, and the template too unless ``template`` is false."""
+        self._spawn(self.backend.prepare(self._start_request("template"), template))
 
     def _scale(self) -> None:
         if self.closed:
@@ -335,9 +336,11 @@ class Pool:
 
     async def _launch(self, instance_id: str) -> Instance:
         process = await self.backend.start(self._start_request(instance_id))
-        guard = None
+        guard = quota = None
         if self.limits is not None:
             guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
+            if self.spec.cpu:
+                quota = self.limits.limit_cpu(process.pid, self.spec.cpu, instance_id)
         instance = Instance(
             instance_id,
             process,
@@ -345,6 +348,7 @@ class Pool:
             self.clock(),
         )
         instance.guard = guard
+        instance.cpu_quota = quota
         config = protocol.Configure(
             instance_id=instance_id,
             function_name=self.spec.name,
@@ -356,6 +360,7 @@ class Pool:
             max_response_bytes=self.max_response_bytes,
             preload=list(self.spec.preload),
             env=dict(self.spec.env),
+            threads=self.spec.threads,
         )
         try:
             await instance.configure(config, self.spec.init_timeout_s)
@@ -375,8 +380,9 @@ class Pool:
     async def _watch(self, instance: Instance) -> None:
         """When an instance dies (crash, kill, stop), forget it and top the pool back up."""
         await instance.wait_dead()
-        if instance.guard is not None:
-            instance.guard.release()
+        for limit in (instance.guard, instance.cpu_quota):
+            if limit is not None:
+                limit.release()
         with contextlib.suppress(ValueError):
             self.instances.remove(instance)
         timer = self._idle_timers.pop(instance.id, None)

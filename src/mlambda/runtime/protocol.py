@@ -34,6 +34,8 @@ class Configure(msgspec.Struct, tag="configure", kw_only=True):
     max_response_bytes: int
     preload: list[str] = []
     env: dict[str, str] = {}
+    # Threads for native pools (OpenMP/BLAS/torch) in this instance.
+    threads: int = 1
 
 
 class Ready(msgspec.Struct, tag="ready", kw_only=True):

@@ -191,6 +191,8 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
     """Run one instance over a connected socket (init included); returns the exit status."""
     channel = Channel(sock)
     config = _configure(channel)
+    if fork_started is not None:
+        handlers.size_thread_pools(config.threads)
     worker = Worker(channel, config)
     outcome = worker.initialize()
     if isinstance(outcome, protocol.Ready):
@@ -206,7 +208,9 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
 def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) -> int:
     """Run an instance forked from a template: init already ran there; only attach and serve."""
     channel = Channel(sock)
-    worker.attach(channel, _configure(channel))
+    config = _configure(channel)
+    worker.attach(channel, config)
+    handlers.size_thread_pools(config.threads)
     channel.send(
         protocol.Ready(
             pid=os.getpid(),

@@ -1,0 +1,39 @@
+"""`cpu` per function: a CPU quota where a cpu cgroup can be made, and thread pools sized to it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlambda.backends.limits import find_cpu_cgroup
+
+SPIN = """
+    import os, time
+
+    def handler(event, context):
+        started, cpu_started = time.monotonic(), time.process_time()
+        while time.monotonic() - started < event.get("seconds", 0):
+            pass
+        return {
+            "cpu_s": time.process_time() - cpu_started,
+            "omp": os.environ.get("OMP_NUM_THREADS"),
+        }
+"""
+
+
+@pytest.mark.skipif(find_cpu_cgroup() is None, reason="no writable cpu cgroup on this machine")
+def test_a_cpu_quota_caps_what_an_instance_burns(server, make_function):
+    server.deploy(make_function("capped", SPIN, cpu=0.2))
+    server.deploy(make_function("free", SPIN))
+    capped = json.loads(server.client.invoke("capped", b'{"seconds": 1.0}'))
+    free = json.loads(server.client.invoke("free", b'{"seconds": 1.0}'))
+    assert capped["cpu_s"] < 0.45  # about 0.2 s of CPU in 1 s of wall time
+    assert free["cpu_s"] > 0.6
+
+
+def test_thread_pools_follow_the_cpu_setting(server, make_function):
+    server.deploy(make_function("wide", SPIN, cpu=2))
+    server.deploy(make_function("narrow", SPIN))
+    assert json.loads(server.client.invoke("wide", b"{}"))["omp"] == "2"
+    assert json.loads(server.client.invoke("narrow", b"{}"))["omp"] == "1"
