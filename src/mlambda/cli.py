@@ -26,6 +26,7 @@ SERVE_FIELDS = (
     "backend",
     "memory_limits",
     "zygote_memory_mb",
+    "prefork_spare",
 )
 CLIENT_FIELDS = ("url", "data_dir")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--zygote-memory-mb",
         type=int,
         help="memory idle zygotes and templates may hold before LRU eviction (default 4096)",
+    )
+    serve.add_argument(
+        "--prefork-spare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep one instance of each template forked ahead of need (default on)",
     )
     serve.add_argument(
         "--deploy",

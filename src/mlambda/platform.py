@@ -47,8 +47,8 @@ class Platform:
         self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
         self.registry = Registry.sqlite(data / "registry.db")
         self.store = store or LocalStore(data / "artifacts")
-        self.backend = backend or make_backend(settings)
         self.limits = ResourceLimits(settings.memory_limits)
+        self.backend = backend or make_backend(settings, self.limits)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
         self.observer = PlatformObserver(self.logs, self.metrics)
@@ -156,11 +156,11 @@ class Platform:
         now = time.time()
         rows: list[dict[str, object]] = []
         for shared in self.backend.shared_processes():
-            rows.append(
-                _process_row(
-                    shared.kind, shared.name, shared.pid, "ready", "", shared.started_at, now
-                )
+            state = "waiting" if shared.kind == "spare" else "ready"
+            row = _process_row(
+                shared.kind, shared.name, shared.pid, state, "", shared.started_at, now
             )
+            rows.append(row)
         for name, pool in sorted(self.router.pools.items()):
             for instance in pool.instances:
                 state = "busy" if instance.active else instance.state.value
@@ -193,7 +193,7 @@ def _process_row(
     }
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Backend:
     if settings.backend == "process":
         return LocalBackend()
     if settings.backend == "zygote":
@@ -201,6 +201,8 @@ def make_backend(settings: Settings) -> Backend:
         return ZygoteBackend(
             env={**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
             budget_mb=settings.zygote_memory_mb,
+            spares=settings.prefork_spare,
+            limits=limits,
         )
     raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
 

@@ -56,6 +56,9 @@ class Settings:
     # Memory (PSS) that idle runtime zygotes and templates may hold together; past it the least
     # recently used idle one is evicted (a later cold start is colder, not broken).
     zygote_memory_mb: int = 4096
+    # Keep one instance of each template forked ahead of need, so that a cold start costs a
+    # dispatch instead of a fork (its cost: a process that shares nearly all of its memory).
+    prefork_spare: bool = True
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -201,3 +201,29 @@ def test_serve_builds_the_runtime_zygotes_of_deployed_functions_at_start(tmp_pat
         assert json.loads(second.client.invoke("needs_csv", b"{}"))["calls"] == 1
     finally:
         second.stop()
+
+
+def _spares(server: Server) -> dict[str, int]:
+    return {r["function"]: r["pid"] for r in server.client.processes() if r["kind"] == "spare"}
+
+
+def test_a_preforked_spare_serves_the_next_cold_start_and_is_replaced(zygote_server, make_function):
+    zygote_server.deploy(make_function("ready", STATEFUL))
+    assert _wait_for(lambda: "ready" in _spares(zygote_server))
+    spare = _spares(zygote_server)["ready"]
+
+    reply = json.loads(zygote_server.client.invoke("ready", b"{}"))
+    assert reply["pid"] == spare and reply["calls"] == 1
+    assert _wait_for(lambda: _spares(zygote_server).get("ready") not in (None, spare))
+    assert "tier template" in _last_report(zygote_server, "ready")
+
+
+def test_no_spare_is_kept_when_the_setting_is_off(tmp_path, make_function):
+    server = Server(tmp_path / "data", "--no-prefork-spare").start()
+    try:
+        server.deploy(make_function("plain", STATEFUL))
+        assert _wait_for(lambda: "plain" in _templates(server))
+        assert json.loads(server.client.invoke("plain", b"{}"))["calls"] == 1
+        assert _spares(server) == {}
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
+from mlambda.backends.limits import Guard
 from mlambda.spec import FunctionSpec
 
 
@@ -48,6 +49,10 @@ class InstanceProcess(Protocol):
     output: asyncio.StreamReader | None
     # Time this start waited for shared state first (a zygote or template built for it), in ms.
     prepare_ms: float
+    # A memory limit the backend attached ahead (a pre-forked spare), else None.
+    guard: Guard | None
+    # True when the process was forked ahead of need: its fork was not on the caller's path.
+    forked_ahead: bool
 
     async def wait(self) -> int: ...
 

@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from mlambda.backends.limits import Guard
 from mlambda.runtime import protocol
 from mlambda.runtime.zygote import MAX_PACKET
 
@@ -31,6 +32,9 @@ class ForkServerHandle:
         self.starting = 0  # starts in progress that will fork from it
         self.last_used = time.monotonic()
         self.expiry: asyncio.TimerHandle | None = None
+        # A template's instance forked ahead of need, waiting for its Configure.
+        self.spare: ForkedProcess | None = None
+        self.spare_pending = False
         self.closed = False
         self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -56,13 +60,6 @@ class ForkServerHandle:
     def _lost(self) -> None:
         """The server died: its children died with it (parent-death signal)."""
         self.close()
-        for future in self._exits.values():
-            if not future.done():
-                future.set_result(-signal.SIGKILL)
-        while self._replies:
-            reply = self._replies.popleft()
-            if not reply.done():
-                reply.set_exception(ConnectionError(f"{self.name} exited"))
 
     def exit_future(self, pid: int) -> asyncio.Future[int]:
         future = self._exits.get(pid)
@@ -103,6 +100,15 @@ class ForkServerHandle:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
         self.sock.close()
+        # The server exits once its socket closes, and its children die with it (parent-death
+        # signal); no more exit reports will come, so settle every wait now.
+        for future in self._exits.values():
+            if not future.done():
+                future.set_result(-signal.SIGKILL)
+        while self._replies:
+            reply = self._replies.popleft()
+            if not reply.done():
+                reply.set_exception(ConnectionError(f"{self.name} exited"))
 
 
 class ForkedProcess:
@@ -120,11 +126,14 @@ class ForkedProcess:
         self.reader = reader
         self.writer = writer
         self.output: asyncio.StreamReader | None = output
-        self._exited = exited
+        self.exited = exited
         self.prepare_ms = 0.0
+        self.started_at = time.time()
+        self.guard: Guard | None = None
+        self.forked_ahead = False
 
     async def wait(self) -> int:
-        status = await asyncio.shield(self._exited)
+        status = await asyncio.shield(self.exited)
         self.writer.close()
         return status
 
@@ -132,6 +141,13 @@ class ForkedProcess:
         # The instance leads its own session (setsid after fork): its group holds all it started.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+
+    def discard(self) -> None:
+        """Drop an instance no pool took (a spare): kill it, close its stream and its limit."""
+        self.kill()
+        self.writer.close()
+        if self.guard is not None:
+            self.guard.release()
 
 
 async def pipe_reader(read_fd: int) -> asyncio.StreamReader:

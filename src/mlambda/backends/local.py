@@ -15,6 +15,7 @@ import socket
 import sys
 
 from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
+from mlambda.backends.limits import Guard
 from mlambda.runtime.worker import FD_VARIABLE
 
 
@@ -31,6 +32,8 @@ class LocalProcess:
         self.writer = writer
         self.output = process.stdout
         self.prepare_ms = 0.0
+        self.guard: Guard | None = None  # the pool attaches limits to a fresh process
+        self.forked_ahead = False
 
     async def wait(self) -> int:
         status = await self._process.wait()

@@ -24,6 +24,7 @@ import msgspec
 from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
 from mlambda.backends.eviction import Resident, choose_evictions
 from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_reader, pump
+from mlambda.backends.limits import ResourceLimits
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.observe.memory import memory_kb
 from mlambda.runtime import protocol
@@ -38,7 +39,13 @@ class ZygoteBackend:
         python: str = sys.executable,
         env: dict[str, str] | None = None,
         budget_mb: int = 4096,
+        spares: bool = True,
+        limits: ResourceLimits | None = None,
     ) -> None:
+        # Keep one instance of each template forked ahead of need.
+        self.spares = spares
+        # Limits a spare joins ahead, so that taking it costs no cgroup migration.
+        self.limits = limits
         self.python = python
         self.env = env or {}
         self.budget_kib = budget_mb * 1024
@@ -173,6 +180,7 @@ class ZygoteBackend:
             return None
         self._enforce_budget(keep=handle)
         self._arm_expiry(handle, request.spec.template_keep_alive_s)
+        self._refill(handle, request)
         return handle
 
     def _arm_expiry(self, handle: ForkServerHandle, ttl: float) -> None:
@@ -230,12 +238,30 @@ class ZygoteBackend:
         if server is None:
             server = await self._runtime(list(request.spec.preload))
         prepare_ms = (time.perf_counter() - started) * 1000
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        read_fd, write_fd = os.pipe()
-        server.starting += 1  # no await since it was chosen: eviction cannot take it first
         if server.expiry is not None:
             server.expiry.cancel()
             server.expiry = None
+        process = server.spare
+        if process is not None:
+            server.spare = None  # forked ahead: this start costs a dispatch, not a fork
+            process.forked_ahead = True
+        else:
+            process = await self._fork(server)
+        server.live += 1
+        server.last_used = time.monotonic()
+        # A template or zygote built for this start is part of what its first caller waited.
+        process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
+        self._instances.add(process)
+        ttl = request.spec.template_keep_alive_s
+        process.exited.add_done_callback(lambda _: self._instance_exited(process, server, ttl))
+        if server.kind == "template":
+            self._refill(server, request)
+        return process
+
+    async def _fork(self, server: ForkServerHandle) -> ForkedProcess:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        read_fd, write_fd = os.pipe()
+        server.starting += 1  # no await since it was chosen: eviction cannot take it first
         try:
             spawned = await server.spawn(
                 protocol.Spawn(kind="instance"), (theirs.fileno(), write_fd)
@@ -244,18 +270,39 @@ class ZygoteBackend:
             server.starting -= 1
             theirs.close()
             os.close(write_fd)
-        server.live += 1
-        server.last_used = time.monotonic()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         output = await pipe_reader(read_fd)
         exited = server.exit_future(spawned.pid)
-        process = ForkedProcess(spawned.pid, reader, writer, output, exited)
-        # A template or zygote built for this start is part of what its first caller waited.
-        process.prepare_ms = prepare_ms if prepare_ms >= 1.0 else 0.0
-        self._instances.add(process)
-        ttl = request.spec.template_keep_alive_s
-        exited.add_done_callback(lambda _: self._instance_exited(process, server, ttl))
-        return process
+        return ForkedProcess(spawned.pid, reader, writer, output, exited)
+
+    def _refill(self, template: ForkServerHandle, request: StartRequest) -> None:
+        """Fork the template's next instance ahead of need (the pre-forked spare)."""
+        if self.spares and template.spare is None and not template.spare_pending:
+            template.spare_pending = True
+            self._keep(asyncio.get_running_loop().create_task(self._make_spare(template, request)))
+
+    async def _make_spare(self, template: ForkServerHandle, request: StartRequest) -> None:
+        try:
+            spare = await self._fork(template)
+        except (ConnectionError, OSError):
+            return  # the template is gone; the next start builds a new one
+        finally:
+            template.spare_pending = False
+        if self.limits is not None:
+            # Joining a cgroup costs milliseconds in the kernel: done now, not on a call's path.
+            spare.guard = await asyncio.to_thread(
+                self.limits.attach, spare.pid, request.spec.memory_mb, f"spare-{spare.pid}"
+            )
+        if template.closed or template.spare is not None:
+            spare.discard()
+            return
+        template.spare = spare
+        spare.exited.add_done_callback(lambda _: self._spare_exited(template, spare))
+
+    def _spare_exited(self, template: ForkServerHandle, spare: ForkedProcess) -> None:
+        if template.spare is spare:  # died unused (its template was evicted, say)
+            template.spare = None
+            spare.discard()
 
     def _instance_exited(
         self, process: ForkedProcess, server: ForkServerHandle, ttl: float
@@ -276,12 +323,12 @@ class ZygoteBackend:
             log.debug("preparing %s failed: %s", request.spec.name, exc)
 
     def shared_processes(self) -> list[SharedProcess]:
-        handles = [self._base, *self._residents().values()]
-        return [
-            SharedProcess(h.kind, h.name, h.pid, h.started_at)
-            for h in handles
-            if h is not None and not h.closed
-        ]
+        handles = [h for h in [self._base, *self._residents().values()] if h and not h.closed]
+        shared = [SharedProcess(h.kind, h.name, h.pid, h.started_at) for h in handles]
+        for h in handles:
+            if h.spare is not None:
+                shared.append(SharedProcess("spare", h.name, h.spare.pid, h.spare.started_at))
+        return shared
 
     async def release(self, request: StartRequest) -> None:
         """The function version is gone: drop its template (its instances stop with it)."""
@@ -292,6 +339,10 @@ class ZygoteBackend:
                 handle.close()
 
     async def close(self) -> None:
+        for handle in self._residents().values():
+            if handle.spare is not None:
+                handle.spare.discard()
+                handle.spare = None
         for instance in list(self._instances):
             instance.kill()
             instance.writer.close()

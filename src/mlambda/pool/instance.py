@@ -81,10 +81,8 @@ class Instance:
     @property
     def init_ms(self) -> float:
         """What starting this instance cost: fork (if forked) + imports + module init."""
-        if self.ready is None:
-            return 0.0
-        ready = self.ready
-        return self.process.prepare_ms + ready.fork_ms + ready.import_ms + ready.init_ms
+        parts = self.init_parts
+        return sum(parts) if parts else 0.0
 
     @property
     def init_parts(self) -> tuple[float, float, float, float] | None:
@@ -92,7 +90,8 @@ class Instance:
         if self.ready is None:
             return None
         ready = self.ready
-        return (self.process.prepare_ms, ready.fork_ms, ready.import_ms, ready.init_ms)
+        fork = 0.0 if self.process.forked_ahead else ready.fork_ms
+        return (self.process.prepare_ms, fork, ready.import_ms, ready.init_ms)
 
     @property
     def tier(self) -> str:

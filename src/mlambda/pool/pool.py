@@ -336,9 +336,10 @@ class Pool:
 
     async def _launch(self, instance_id: str) -> Instance:
         process = await self.backend.start(self._start_request(instance_id))
-        guard = quota = None
+        guard, quota = process.guard, None
         if self.limits is not None:
-            guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
+            if guard is None:
+                guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
             if self.spec.cpu:
                 quota = self.limits.limit_cpu(process.pid, self.spec.cpu, instance_id)
         instance = Instance(

@@ -208,6 +208,8 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
 def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) -> int:
     """Run an instance forked from a template: init already ran there; only attach and serve."""
     channel = Channel(sock)
+    # The fork's cost ends here; a pre-forked spare may now wait a long time for its Configure.
+    fork_ms = (time.perf_counter() - fork_started) * 1000
     config = _configure(channel)
     worker.attach(channel, config)
     handlers.size_thread_pools(config.threads)
@@ -217,7 +219,7 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
             import_ms=0.0,
             init_ms=0.0,
             tier="template",
-            fork_ms=(time.perf_counter() - fork_started) * 1000,
+            fork_ms=fork_ms,
         )
     )
     return worker.serve()
