@@ -115,6 +115,9 @@ class ZygoteBackend:
         except ConnectionError:
             status = await parent.exit_future(spawned.pid)
             raise ServiceUnavailable(f"{name} exited while starting (status {status})") from None
+        except BaseException:
+            handle.close()  # cancelled (the platform stops): the child exits on EOF
+            raise
         return handle, ready
 
     async def _runtime(self, preload: list[str]) -> ForkServerHandle:
@@ -333,10 +336,17 @@ class ZygoteBackend:
     async def release(self, request: StartRequest) -> None:
         """The function version is gone: drop its template (its instances stop with it)."""
         task = self._templates.pop(_template_key(request), None)
-        if task is not None and task.done() and not task.exception():
-            handle = task.result()
-            if handle is not None:
-                handle.close()
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()  # still being built: its handle closes as it unwinds
+            return
+        handle = _result(task)
+        if handle is not None:
+            if handle.spare is not None:
+                handle.spare.discard()
+                handle.spare = None
+            handle.close()
 
     async def close(self) -> None:
         for handle in self._residents().values():

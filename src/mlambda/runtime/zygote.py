@@ -100,6 +100,8 @@ class ForkServer:
             try:
                 self._after_fork(child_fd, output_fd)
                 code = self._become(message, child_fd, started)
+            except (BrokenPipeError, ConnectionResetError):
+                code = 1  # the platform let go of us (stopping, or evicted): nothing to report
             except BaseException:
                 traceback.print_exc()
             finally:
