@@ -241,7 +241,8 @@ of the warm template, no spare; (s) the default: the template's pre-forked spare
 (a dispatch) and the template forks the next spare in the background; (e) a second instance
 started while the first is busy. For `fraud`, about 12 ms of every case is the model's own
 `predict_proba` (a warm call takes that long), and its first call in a new process pays a few
-more ms of scikit-learn's first-use work.
+more ms of scikit-learn's first-use work. `hello` has no `preload`, so its (c) rebuilds the
+template from the base zygote and then forks it: two forks where (b) has one.
 
 | function | case | samples | p50 ms | p95 ms | speed-up vs (a), p50 |
 |---|---|---|---|---|---|
