@@ -190,12 +190,19 @@ class ZygoteBackend:
         """A template with no instance is evicted after its own keep-alive."""
         if handle.expiry is not None:
             handle.expiry.cancel()
-        handle.expiry = asyncio.get_running_loop().call_later(ttl, self._expire, handle)
+        handle.expiry = asyncio.get_running_loop().call_later(ttl, self._expire, handle, ttl)
 
-    def _expire(self, handle: ForkServerHandle) -> None:
+    def _expire(self, handle: ForkServerHandle, ttl: float) -> None:
         handle.expiry = None
-        if handle.live == 0 and handle.starting == 0:
-            self._evict(handle)
+        if handle.closed or handle.live > 0:
+            return  # in use: its last instance's exit arms the timer again
+        if handle.starting > 0:
+            # A fork is in flight (a spare being made): look again rather than never.
+            handle.expiry = asyncio.get_running_loop().call_later(
+                min(ttl, 1.0), self._expire, handle, ttl
+            )
+            return
+        self._evict(handle)
 
     def _residents(self) -> dict[int, ForkServerHandle]:
         found: dict[int, ForkServerHandle] = {}
