@@ -159,37 +159,8 @@ class ResourceLimits:
 
     def close(self) -> None:
         for parent in (self.parent, self.cpu_parent):
-            if parent is None or not parent.is_dir():
-                continue
-            for child in parent.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-            with contextlib.suppress(OSError):
-                parent.rmdir()
-
-
-def find_memory_cgroup() -> tuple[int, Path] | None:
-    """(version, this process's own cgroup directory) with a usable memory controller."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            own = CGROUP_ROOT / "memory" / path.lstrip("/")
-            if (own / "memory.limit_in_bytes").exists() and os.access(own, os.W_OK):
-                return 1, own
-    for line in lines:
-        if line.startswith("0::"):
-            for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
-                own = root / line[3:].lstrip("/")
-                subtree = own / "cgroup.subtree_control"
-                writable = subtree.exists() and os.access(own, os.W_OK)
-                if writable and "memory" in subtree.read_text().split():
-                    return 2, own
-    return None
+            if parent is not None:
+                _remove_tree(parent)
 
 
 def _prune_stale(own: Path) -> None:
@@ -197,16 +168,12 @@ def _prune_stale(own: Path) -> None:
     for directory in own.glob("mlambda-*"):
         pid = directory.name.removeprefix("mlambda-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            for child in directory.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+            _remove_tree(directory)
 
 
-def find_cpu_cgroup() -> tuple[int, Path] | None:
-    """(version, this process's own cgroup directory) with a usable cpu controller."""
+def find_cgroup(controller: str, v1_file: str) -> tuple[int, Path] | None:
+    """(version, this process's own cgroup directory) where ``controller`` can be used: the v1
+    hierarchy it is mounted in (``v1_file`` proves it), or a v2 one that delegates it."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -214,10 +181,10 @@ def find_cpu_cgroup() -> tuple[int, Path] | None:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         names = controllers.split(",")
-        if "cpu" in names:
-            for mount in (",".join(names), "cpu", "cpu,cpuacct"):
+        if controller in names:
+            for mount in dict.fromkeys((",".join(names), controller, f"{controller},cpuacct")):
                 own = CGROUP_ROOT / mount / path.lstrip("/")
-                if (own / "cpu.cfs_quota_us").exists() and os.access(own, os.W_OK):
+                if (own / v1_file).exists() and os.access(own, os.W_OK):
                     return 1, own
     for line in lines:
         if line.startswith("0::"):
@@ -225,9 +192,29 @@ def find_cpu_cgroup() -> tuple[int, Path] | None:
                 own = root / line[3:].lstrip("/")
                 subtree = own / "cgroup.subtree_control"
                 writable = subtree.exists() and os.access(own, os.W_OK)
-                if writable and "cpu" in subtree.read_text().split():
+                if writable and controller in subtree.read_text().split():
                     return 2, own
     return None
+
+
+def find_memory_cgroup() -> tuple[int, Path] | None:
+    return find_cgroup("memory", "memory.limit_in_bytes")
+
+
+def find_cpu_cgroup() -> tuple[int, Path] | None:
+    return find_cgroup("cpu", "cpu.cfs_quota_us")
+
+
+def _remove_tree(directory: Path) -> None:
+    """Remove a cgroup and its (empty) children; one still holding a process stays."""
+    if not directory.is_dir():
+        return
+    for child in directory.iterdir():
+        if child.is_dir():
+            with contextlib.suppress(OSError):
+                child.rmdir()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def _make_dir(directory: Path, version: int, controller: str = "memory") -> Path | None:
