@@ -21,7 +21,8 @@ from mlambda.observe.memory import memory_kb
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
 from mlambda.pool.environment import THREAD_POOL_VARIABLES
-from mlambda.pool.pool import Invocation, Pool
+from mlambda.pool.invocation import Invocation
+from mlambda.pool.pool import Pool
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import is_unchanged
 from mlambda.router import Router, not_found_message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 
 from mlambda.errors import FUNCTION_ERROR_HEADER, FunctionError, MlambdaError
-from mlambda.pool.pool import Invocation
+from mlambda.pool.invocation import Invocation
 
 REQUEST_ID_HEADER = "X-Mlambda-Request-Id"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.report import Report
-from mlambda.pool.pool import Invocation, Observer
+from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
 
 

@@ -1,5 +1,6 @@
 """Pools: one per function version; slots, queue, dispatch, deadlines and scaling."""
 
-from mlambda.pool.pool import Invocation, Pool
+from mlambda.pool.invocation import Invocation, Observer
+from mlambda.pool.pool import Pool
 
-__all__ = ["Invocation", "Pool"]
+__all__ = ["Invocation", "Observer", "Pool"]

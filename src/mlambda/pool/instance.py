@@ -181,4 +181,22 @@ class Instance:
             await self.wait_dead()
 
 
-__all__ = ["FunctionError", "Instance", "State"]
+def out_of_memory(
+    instance: Instance, request_id: str, limit: int, phase: str = ""
+) -> ExitError | None:
+    """The error for an instance that died at its memory limit (None if that was not why)."""
+    if instance.guard is None or not instance.guard.exceeded():
+        return None
+    return ExitError(
+        {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": (
+                f"RequestId: {request_id} Error: Runtime exited{phase} with error: signal: killed "
+                f"(memory limit of {limit} MB exceeded; raise memory_mb in mlambda.toml)"
+            ),
+            "requestId": request_id,
+        }
+    )
+
+
+__all__ = ["FunctionError", "Instance", "State", "out_of_memory"]

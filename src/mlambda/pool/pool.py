@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -26,66 +25,13 @@ from mlambda.errors import (
 )
 from mlambda.pool import scaling
 from mlambda.pool.environment import instance_environment
-from mlambda.pool.instance import Instance, State
+from mlambda.pool.instance import Instance, State, out_of_memory
+from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
 
 # How often a busy instance's RSS is sampled when no cgroup enforces memory_mb.
 MEMORY_SAMPLE_S = 0.05
-
-
-def out_of_memory(
-    instance: Instance, request_id: str, limit: int, phase: str = ""
-) -> ExitError | None:
-    """The error for an instance that died at its memory limit (None if that was not why)."""
-    if instance.guard is None or not instance.guard.exceeded():
-        return None
-    return ExitError(
-        {
-            "errorType": "Runtime.OutOfMemory",
-            "errorMessage": (
-                f"RequestId: {request_id} Error: Runtime exited{phase} with error: signal: killed "
-                f"(memory limit of {limit} MB exceeded; raise memory_mb in mlambda.toml)"
-            ),
-            "requestId": request_id,
-        }
-    )
-
-
-@dataclasses.dataclass
-class Invocation:
-    """What one invoke produced, for the gateway and the REPORT line."""
-
-    request_id: str
-    body: bytes = b""
-    error: FunctionError | None = None
-    logs: str = ""
-    duration_ms: float = 0.0
-    max_memory_mb: int = 0
-    init_ms: float | None = None
-    init_tier: str | None = None
-    init_parts: tuple[float, float, float, float] | None = None
-    instance_id: str = ""
-    pid: int = 0
-
-
-class Observer:
-    """What a pool reports; the Platform's observer writes logs and metrics. This one drops all."""
-
-    def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
-        pass
-
-    def output(self, record: FunctionRecord, text: str) -> None:
-        pass
-
-    def throttled(self, record: FunctionRecord) -> None:
-        pass
-
-    def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
-        pass
-
-    def instance_started(self, record: FunctionRecord, tier: str) -> None:
-        pass
 
 
 class Pool:

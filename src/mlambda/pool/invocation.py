@@ -1,0 +1,44 @@
+"""What a pool reports: the outcome of one invocation, and the observer that receives it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mlambda.errors import FunctionError
+from mlambda.registry.model import FunctionRecord
+
+
+@dataclasses.dataclass
+class Invocation:
+    """What one invoke produced, for the gateway and the REPORT line."""
+
+    request_id: str
+    body: bytes = b""
+    error: FunctionError | None = None
+    logs: str = ""
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+    init_tier: str | None = None
+    init_parts: tuple[float, float, float, float] | None = None
+    instance_id: str = ""
+    pid: int = 0
+
+
+class Observer:
+    """What a pool reports; the Platform's observer writes logs and metrics. This one drops all."""
+
+    def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
+        pass
+
+    def output(self, record: FunctionRecord, text: str) -> None:
+        pass
+
+    def throttled(self, record: FunctionRecord) -> None:
+        pass
+
+    def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
+        pass
+
+    def instance_started(self, record: FunctionRecord, tier: str) -> None:
+        pass
