@@ -162,3 +162,18 @@ def test_a_burst_at_zero_starts_one_instance_per_request_up_to_max(server, make_
         )
     assert all(r.status_code == 200 for r in replies)
     assert len({r.json()["pid"] for r in replies}) == 3
+
+
+def test_an_init_that_hangs_times_out_and_does_not_block_the_function(server, make_function):
+    hang = "import time\ntime.sleep(600)\ndef handler(event, context):\n    return 1\n"
+    server.deploy(make_function("stuck", hang, init_timeout_s=1))
+    server.deploy(make_function("bystander", SLEEPER))
+    for _ in range(2):  # the second call meets the same deadline, not a hang
+        started = time.monotonic()
+        response = server.http("POST", "/v1/functions/stuck/invoke", json={})
+        assert time.monotonic() - started < 10
+        assert response.status_code == 502
+        body = response.json()
+        assert body["errorType"] == "Runtime.InitError"
+        assert body["errorMessage"] == "Init timed out after 1.00 seconds"
+    assert json.loads(server.client.invoke("bystander", b"{}"))["pid"] > 0

@@ -98,6 +98,7 @@ class ZygoteBackend:
         name: str,
         sink: Callable[[str], None],
         kind: str,
+        timeout: float,
     ) -> tuple[ForkServerHandle, protocol.Message]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
@@ -111,27 +112,38 @@ class ZygoteBackend:
         handle.parent = parent
         parent.live += 1
         try:
-            ready = await handle.next_message()
+            ready = await asyncio.wait_for(handle.next_message(), timeout)
         except ConnectionError:
             status = await parent.exit_future(spawned.pid)
             raise ServiceUnavailable(f"{name} exited while starting (status {status})") from None
+        except TimeoutError:
+            # Init hangs (a stuck import, a model load waiting on the network): kill, report.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(spawned.pid, signal.SIGKILL)
+            handle.close()
+            raise InitError(
+                {
+                    "errorType": "Runtime.InitError",
+                    "errorMessage": f"Init timed out after {timeout:.2f} seconds",
+                }
+            ) from None
         except BaseException:
             handle.close()  # cancelled (the platform stops): the child exits on EOF
             raise
         return handle, ready
 
-    async def _runtime(self, preload: list[str]) -> ForkServerHandle:
+    async def _runtime(self, preload: list[str], timeout: float) -> ForkServerHandle:
         if not preload:
             return await self._base_zygote()  # nothing to import: the base zygote serves
         key = tuple(preload)
         task = self._runtimes.get(key)
         if task is None or (task.done() and (task.exception() or task.result().closed)):
             task = self._runtimes[key] = asyncio.get_running_loop().create_task(
-                self._start_runtime(preload)
+                self._start_runtime(preload, timeout)
             )
         return await asyncio.shield(task)
 
-    async def _start_runtime(self, preload: list[str]) -> ForkServerHandle:
+    async def _start_runtime(self, preload: list[str], timeout: float) -> ForkServerHandle:
         base = await self._base_zygote()
         name = ",".join(preload) or "-"
         handle, ready = await self._fork_server(
@@ -140,6 +152,7 @@ class ZygoteBackend:
             name,
             lambda t: log.warning("runtime zygote [%s]: %s", name, t.rstrip()),
             "runtime",
+            timeout,
         )
         if isinstance(ready, protocol.InitFailed):
             handle.close()
@@ -161,7 +174,7 @@ class ZygoteBackend:
             raise
 
     async def _start_template(self, request: StartRequest) -> ForkServerHandle | None:
-        runtime = await self._runtime(list(request.spec.preload))
+        runtime = await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
         config = _configure(request)
         handle, ready = await self._fork_server(
             runtime,
@@ -169,6 +182,7 @@ class ZygoteBackend:
             request.spec.name,
             request.log,
             "template",
+            request.spec.init_timeout_s,
         )
         if isinstance(ready, protocol.InitFailed):
             handle.close()
@@ -246,7 +260,7 @@ class ZygoteBackend:
         started = time.perf_counter()
         server = await self._template(request) if request.fork_template else None
         if server is None:
-            server = await self._runtime(list(request.spec.preload))
+            server = await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
         prepare_ms = (time.perf_counter() - started) * 1000
         if server.expiry is not None:
             server.expiry.cancel()
@@ -328,7 +342,7 @@ class ZygoteBackend:
             if template and request.fork_template:
                 await self._template(request)
             else:
-                await self._runtime(list(request.spec.preload))
+                await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
         except Exception as exc:  # the next start meets the same failure and reports it
             log.debug("preparing %s failed: %s", request.spec.name, exc)
 
