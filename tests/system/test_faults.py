@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import signal
 import time
 
 from tests.system.test_invoke import _gone
@@ -177,3 +179,32 @@ def test_an_init_that_hangs_times_out_and_does_not_block_the_function(server, ma
         assert body["errorType"] == "Runtime.InitError"
         assert body["errorMessage"] == "Init timed out after 1.00 seconds"
     assert json.loads(server.client.invoke("bystander", b"{}"))["pid"] > 0
+
+
+def test_a_process_the_handler_started_goes_with_its_instance(server, make_function):
+    code = """
+        import subprocess
+
+        def handler(event, context):
+            return subprocess.Popen(["sleep", "300"]).pid
+    """
+    server.deploy(make_function("spawner", code, keep_alive_s=0.3))
+    child = json.loads(server.client.invoke("spawner", b"{}"))
+    assert _gone(child, within=5)
+
+
+def test_a_killed_zygote_is_rebuilt_and_the_function_still_answers(tmp_path, make_function):
+    from tests.system.conftest import Server
+
+    server = Server(tmp_path / "data", "--backend", "zygote").start()
+    try:
+        server.deploy(make_function("resilient", SLEEPER, preload=["json"]))
+        first = json.loads(server.client.invoke("resilient", b"{}"))["pid"]
+        base = next(p["pid"] for p in server.client.processes() if p["kind"] == "zygote")
+        os.kill(base, signal.SIGKILL)
+        assert _gone(first, within=5)  # its instance dies with its tree
+        again = json.loads(server.client.invoke("resilient", b"{}"))["pid"]
+        assert again != first
+        assert base not in {p["pid"] for p in server.client.processes()}
+    finally:
+        server.stop()

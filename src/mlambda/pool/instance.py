@@ -158,6 +158,8 @@ class Instance:
         self.state = State.DEAD
         if self.exit_status is None:
             self.exit_status = await self.process.wait()
+            # Whatever the handler started (a subprocess, a daemon) goes with the instance.
+            self.process.kill()
         return self.exit_status
 
     def kill(self) -> None:
