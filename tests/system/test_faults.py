@@ -208,3 +208,10 @@ def test_a_killed_zygote_is_rebuilt_and_the_function_still_answers(tmp_path, mak
         assert base not in {p["pid"] for p in server.client.processes()}
     finally:
         server.stop()
+
+
+def test_a_preload_that_cannot_be_imported_is_an_import_module_error(server, make_function):
+    server.deploy(make_function("needy", SLEEPER, preload=["no_such_module_xyz"]))
+    body = server.http("POST", "/v1/functions/needy/invoke", json={}).json()
+    assert body["errorType"] == "Runtime.ImportModuleError"
+    assert "no_such_module_xyz" in body["errorMessage"]
