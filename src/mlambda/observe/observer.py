@@ -30,18 +30,22 @@ def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
     )
 
 
+def log_lines(record: FunctionRecord, invocation: Invocation) -> list[str]:
+    """An invocation's log: START, its output, a failure line, END and REPORT."""
+    report = report_for(record, invocation)
+    lines = [report.start_line(), *invocation.logs.splitlines()]
+    if invocation.error is not None and report.status is not None:
+        lines.append(f"{invocation.request_id} {invocation.error.message}")
+    return [*lines, report.end_line(), report.report_line()]
+
+
 class PlatformObserver(Observer):
     def __init__(self, logs: LogSink, metrics: Metrics) -> None:
         self.logs = logs
         self.metrics = metrics
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
-        report = report_for(record, invocation)
-        lines = [report.start_line(), *invocation.logs.splitlines()]
-        if invocation.error is not None and report.status is not None:
-            lines.append(f"{invocation.request_id} {invocation.error.message}")
-        lines += [report.end_line(), report.report_line()]
-        self.logs.write(record.name, lines)
+        self.logs.write(record.name, log_lines(record, invocation))
         self._count(record.name, invocation)
 
     def _count(self, name: str, invocation: Invocation) -> None:
