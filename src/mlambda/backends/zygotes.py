@@ -364,28 +364,18 @@ class ZygoteBackend:
             return
         handle = _result(task)
         if handle is not None:
-            if handle.spare is not None:
-                handle.spare.discard()
-                handle.spare = None
-            handle.close()
+            handle.close()  # settles its children's exits: a waiting spare is discarded
 
     async def close(self) -> None:
-        for handle in self._residents().values():
-            if handle.spare is not None:
-                handle.spare.discard()
-                handle.spare = None
+        residents = list(self._residents().values())
         for instance in list(self._instances):
             instance.kill()
             instance.writer.close()
         self._instances.clear()
-        for task in self._templates.values():
-            task.cancel()
-            if task.done() and not task.cancelled() and not task.exception() and task.result():
-                task.result().close()  # type: ignore[union-attr]
-        for runtime in self._runtimes.values():
-            runtime.cancel()
-            if runtime.done() and not runtime.cancelled() and not runtime.exception():
-                runtime.result().close()
+        for task in [*self._templates.values(), *self._runtimes.values()]:
+            task.cancel()  # one still starting closes its handle as it unwinds
+        for handle in residents:
+            handle.close()  # settles its children's exits: a waiting spare is discarded
         if self._base is not None:
             self._base.close()
         if self._base_process is not None:
