@@ -6,16 +6,21 @@ always give the same bytes and the same sha256: deploying unchanged code is then
 
 from __future__ import annotations
 
+import collections.abc
 import gzip
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
 import tempfile
 from pathlib import Path
 
+import msgspec
+
 from mlambda.errors import InvalidSpec
+from mlambda.runtime.loaders import FRAMEWORKS, detect
 from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
 
 # Never shipped: caches and tooling state that differ between machines but not in meaning.
@@ -29,19 +34,69 @@ def pack(directory: Path) -> bytes:
     directory = Path(directory)
     if not (directory / SPEC_FILE).is_file():
         raise InvalidSpec(f"{directory}: no {SPEC_FILE} here; a function directory needs one")
+    return _archive((path.relative_to(directory).as_posix(), path) for path in _files(directory))
+
+
+def _archive(entries: collections.abc.Iterable[tuple[str, Path | bytes]]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _files(directory):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
+        for name, source in sorted(entries, key=lambda entry: entry[0]):
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            executable = not isinstance(source, bytes) and os.access(source, os.X_OK)
+            info.mode = 0o755 if executable else 0o644
             tar.addfile(info, io.BytesIO(data))
     out = io.BytesIO()
     # mtime=0 keeps the gzip header, and so the digest, independent of the clock.
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
+
+
+def pack_path(
+    path: Path, *, name: str | None = None, framework: str = "", trust_pickle: bool = False
+) -> tuple[bytes, FunctionSpec]:
+    """Bundle what ``mlambda deploy PATH`` names: a function directory (with mlambda.toml), a
+    model file, or a model directory (sentence-transformers); returns (archive, spec)."""
+    path = Path(path)
+    spec_path = path / SPEC_FILE
+    if spec_path.is_file():
+        spec = parse_spec(spec_path.read_text(), source=str(spec_path), name=name)
+        return pack(path), spec
+    if path.is_file():
+        model_name = path.name
+        entries: list[tuple[str, Path | bytes]] = [(model_name, path)]
+    elif path.is_dir():
+        files = _files(path)
+        names = frozenset(f.relative_to(path).as_posix() for f in files)
+        if not framework and detect(str(path), True, names) is None:
+            raise InvalidSpec(
+                f"{path}: no {SPEC_FILE} here, and it is not a model directory "
+                "(a sentence-transformers model has modules.json); a function directory "
+                f"needs {SPEC_FILE}"
+            )
+        model_name = "model"
+        entries = [(f"model/{f.relative_to(path).as_posix()}", f) for f in files]
+    else:
+        raise InvalidSpec(f"{path}: no such file or directory")
+    table: dict[str, object] = {"name": name or _function_name(path), "model": model_name}
+    if framework:
+        table["framework"] = framework
+    if trust_pickle:
+        table["trust_pickle"] = True
+    text = "[function]\n" + "".join(
+        f"{key} = {msgspec.json.encode(value).decode()}\n" for key, value in table.items()
+    )
+    spec = parse_spec(text, source=f"{path} (no {SPEC_FILE}: deployed as a model)")
+    entries.append((SPEC_FILE, text.encode()))
+    return _archive(entries), spec
+
+
+def _function_name(path: Path) -> str:
+    stem = path.name if path.is_dir() else path.name.split(".")[0]
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64]
+    return name or "model"
 
 
 def _files(directory: Path) -> list[Path]:
@@ -77,8 +132,36 @@ def read_spec(archive: bytes, *, name: str | None = None) -> FunctionSpec:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InvalidSpec(f"bundle is not a gzip'd tar archive: {exc}") from None
     spec = parse_spec(text, name=name)
+    if spec.is_model:
+        return _check_model(spec, members)
     _check_handler_module(spec, set(members))
     return spec
+
+
+def _check_model(spec: FunctionSpec, members: dict[str, tarfile.TarInfo]) -> FunctionSpec:
+    """The model path must be in the bundle; an unset framework is chosen from it."""
+    model = spec.model.strip("/")
+    prefix = model + "/"
+    inside = frozenset(n[len(prefix) :] for n in members if n.startswith(prefix))
+    is_file = model in members and members[model].isfile()
+    if not is_file and not inside:
+        raise InvalidSpec(f"{SPEC_FILE}: function.model {spec.model!r} is not in the bundle")
+    framework = spec.framework or detect(model, not is_file, inside)
+    if framework is None:
+        known = sorted({s for f in FRAMEWORKS.values() for s in f.suffixes} | {".json"})
+        raise InvalidSpec(
+            f"{SPEC_FILE}: cannot tell the framework of {spec.model!r} from its name "
+            f"(known suffixes: {', '.join(known)}); set function.framework to one of "
+            f"{', '.join(FRAMEWORKS)}"
+        )
+    if spec.handler:
+        base = spec.handler.replace(".", "/")
+        if f"{base}.py" not in members and f"{base}/__init__.py" not in members:
+            raise InvalidSpec(
+                f"{SPEC_FILE}: function.handler {spec.handler!r} (the hooks module) is not in "
+                f"the bundle: no {base}.py"
+            )
+    return msgspec.structs.replace(spec, framework=framework)
 
 
 def _check_handler_module(spec: FunctionSpec, names: set[str]) -> None:

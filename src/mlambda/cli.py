@@ -67,7 +67,7 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
     try:
         deployed = []
         for directory in deploy_dirs:
-            record, changed = await platform.deploy(bundle.pack(directory))
+            record, changed = await platform.deploy(bundle.pack_path(directory)[0])
             deployed.append(record.name)
             state = "deployed" if changed else "unchanged"
             print(f"{state}: {record.name} ({record.digest[:19]}) from {directory}", flush=True)
@@ -126,16 +126,13 @@ def _banner(settings: Settings, names: list[str]) -> None:
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from mlambda import bundle
-    from mlambda.spec import SPEC_FILE, parse_spec
 
-    directory = Path(args.directory)
-    spec_path = directory / SPEC_FILE
-    if not spec_path.is_file():
-        raise errors.InvalidSpec(
-            f"{directory}: no {SPEC_FILE} here; a function directory needs one"
-        )
-    spec = parse_spec(spec_path.read_text(), source=str(spec_path), name=args.name)
-    archive = bundle.pack(directory)
+    archive, spec = bundle.pack_path(
+        Path(args.directory),
+        name=args.name,
+        framework=args.framework or "",
+        trust_pickle=args.trust_pickle,
+    )
     reply = _client(settings).deploy(spec.name, archive)
     function = reply["function"]
     if reply["changed"]:
@@ -306,10 +303,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     deploy = commands.add_parser(
-        "deploy", help="bundle a function directory and deploy it as $LATEST"
+        "deploy",
+        help="deploy a function directory, a model file or a model directory as $LATEST",
     )
-    deploy.add_argument("directory", help="directory with mlambda.toml and the handler's code")
+    deploy.add_argument(
+        "directory",
+        metavar="PATH",
+        help="directory with mlambda.toml, or a model file (model.onnx, model.skops...) or "
+        "model directory to serve with no code",
+    )
     deploy.add_argument("--name", help="deploy under this name instead of function.name")
+    deploy.add_argument(
+        "--framework",
+        help="runtime for a bare model file when its name does not tell (sklearn, xgboost, "
+        "lightgbm, onnx, pytorch, tflite, sentence-transformers)",
+    )
+    deploy.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow a joblib/pickle model file (it runs code when loaded: only your own files)",
+    )
     deploy.set_defaults(run=cmd_deploy)
 
     invoke = commands.add_parser(

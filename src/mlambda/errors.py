@@ -109,6 +109,20 @@ class FunctionTimeout(FunctionError):
     status = 504
 
 
+class InvalidModelInput(FunctionError):
+    """A model function's input did not match the model's signature: the caller's fault."""
+
+    status = 400
+    payload_type = "Model.InvalidInput"
+
+
+def function_error(payload: dict[str, Any]) -> FunctionError:
+    """The error for a failure an instance reported."""
+    if payload.get("errorType") == InvalidModelInput.payload_type:
+        return InvalidModelInput(payload)
+    return FunctionError(payload)
+
+
 class ArtifactCorrupted(MlambdaError):
     error_type = "ArtifactCorruptedException"
 
@@ -144,6 +158,8 @@ def from_response(status: int, body: dict[str, Any], function_error: bool) -> Ml
         cls: type[FunctionError] = FunctionError
         if status == 504:
             cls = FunctionTimeout
+        elif error_type == InvalidModelInput.payload_type:
+            cls = InvalidModelInput
         elif error_type in ("Runtime.ExitError", "Runtime.OutOfMemory"):
             cls = ExitError
         elif error_type.startswith("Runtime.") and error_type != "Runtime.MarshalError":

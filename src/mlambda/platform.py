@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -26,7 +27,9 @@ from mlambda.pool.pool import Pool
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import is_unchanged
 from mlambda.router import Router, not_found_message
+from mlambda.runtime.loaders import FRAMEWORKS
 from mlambda.settings import Settings
+from mlambda.spec import FunctionSpec
 from mlambda.store import LocalStore
 from mlambda.store.base import ArtifactStore, digest_of
 
@@ -108,6 +111,7 @@ class Platform:
     async def deploy(self, archive: bytes, name: str | None = None) -> tuple[FunctionRecord, bool]:
         """Store a bundle and make it the function's $LATEST; (record, changed)."""
         spec = bundle.read_spec(archive, name=name)
+        check_runtime_installed(spec)
         digest = digest_of(archive)
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
@@ -192,6 +196,26 @@ def _process_row(
         "rssKiB": rss,
         "pssKiB": pss,
     }
+
+
+def check_runtime_installed(spec: FunctionSpec) -> None:
+    """A model function's runtime packages must be importable where its instances run."""
+    if not spec.is_model:
+        return
+    framework = FRAMEWORKS[spec.framework]
+    missing = [name for name in framework.requires if not _importable(name)]
+    if missing:
+        raise InvalidSpec(
+            f"the {framework.name} runtime needs {', '.join(missing)}, which is not installed "
+            f"where mlambda serve runs: pip install 'mlambda[{framework.extra}]'"
+        )
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Backend:

@@ -10,10 +10,12 @@ from typing import Any
 import msgspec
 
 from mlambda.errors import InvalidSpec
+from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
 
 SPEC_FILE = "mlambda.toml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+MODULE_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
@@ -30,11 +32,33 @@ RESERVED_ENV = frozenset(
 )
 
 
+class BatchSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[function.batch]``: merge queued requests into one call of the model or batch handler."""
+
+    # At most this many requests in one batch.
+    max_size: int = 8
+    # How long a batch waits for more requests once an instance is free. 0: a request goes at
+    # once when an instance is idle; requests that queue while it is busy form the next batch.
+    max_wait_ms: float = 0.0
+    # At most this many payload bytes in one batch (a single larger request still goes alone).
+    max_bytes: int = 6 * 1024 * 1024
+
+
 class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One function's configuration, as ``[function]`` in mlambda.toml declares it."""
 
     name: str
-    handler: str
+    # "module:function" for code; for a model function, optionally a module whose
+    # preprocess(inputs) / postprocess(outputs) hooks run around the model.
+    handler: str = ""
+    # A model file (or directory) in the bundle, served by a built-in runtime.
+    model: str = ""
+    # The runtime for ``model``; chosen from the file when not given.
+    framework: str = ""
+    # Allow joblib/pickle model files, which run code when loaded.
+    trust_pickle: bool = False
+    # Dynamic batching; absent means every request is its own call.
+    batch: BatchSpec | None = None
     description: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
@@ -71,6 +95,16 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def threads(self) -> int:
         """Threads for native thread pools in one instance."""
         return max(1, int(self.cpu)) if self.cpu else 1
+
+    @property
+    def is_model(self) -> bool:
+        return bool(self.model)
+
+    @property
+    def modules_to_preload(self) -> list[str]:
+        """What the runtime zygote imports: the model runtime's packages, then ``preload``."""
+        runtime = FRAMEWORKS[self.framework].preload if self.framework in FRAMEWORKS else ()
+        return list(dict.fromkeys([*runtime, *self.preload]))
 
     @property
     def handler_module(self) -> str:
@@ -120,9 +154,20 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
     for key in table:
         if key not in _FIELDS:
             raise InvalidSpec(f"{source}: unknown field function.{key}{_did_you_mean(key)}")
-    for key in ("name", "handler"):
-        if key not in table:
-            raise InvalidSpec(f"{source}: function.{key} is required")
+    if "name" not in table:
+        raise InvalidSpec(f"{source}: function.name is required")
+    if "handler" not in table and "model" not in table:
+        raise InvalidSpec(
+            f"{source}: function.handler ('module:function') or function.model (a model file) "
+            "is required"
+        )
+    batch = table.get("batch")
+    if isinstance(batch, dict):
+        for key in batch:
+            if key not in BatchSpec.__struct_fields__:
+                close = difflib.get_close_matches(key, BatchSpec.__struct_fields__, n=1)
+                hint = f" (did you mean function.batch.{close[0]}?)" if close else ""
+                raise InvalidSpec(f"{source}: unknown field function.batch.{key}{hint}")
     try:
         spec = msgspec.convert(table, FunctionSpec)
     except msgspec.ValidationError as exc:
@@ -136,7 +181,9 @@ def _check(spec: FunctionSpec, source: str) -> None:
         raise InvalidSpec(
             f"{source}: function.name must be 1-64 letters, digits, '-' or '_', got {spec.name!r}"
         )
-    if not HANDLER_PATTERN.fullmatch(spec.handler):
+    if spec.model:
+        _check_model(spec, source)
+    elif not HANDLER_PATTERN.fullmatch(spec.handler):
         hint = ""
         if "." in spec.handler and ":" not in spec.handler:
             module, _, function = spec.handler.rpartition(".")
@@ -150,6 +197,14 @@ def _check(spec: FunctionSpec, source: str) -> None:
             raise InvalidSpec(
                 f"{source}: function.{field} must be between {low:g} and {high:g}, got {value!r}"
             )
+    if spec.batch is not None:
+        for field, (low, high) in _BATCH_RANGES.items():
+            value = getattr(spec.batch, field)
+            if not low <= value <= high:
+                raise InvalidSpec(
+                    f"{source}: function.batch.{field} must be between {low:g} and {high:g}, "
+                    f"got {value!r}"
+                )
     if spec.min_instances > spec.max_instances:
         raise InvalidSpec(
             f"{source}: function.min_instances ({spec.min_instances}) must not exceed "
@@ -160,6 +215,43 @@ def _check(spec: FunctionSpec, source: str) -> None:
             raise InvalidSpec(f"{source}: function.env key {key!r} is not a valid variable name")
         if key in RESERVED_ENV:
             raise InvalidSpec(f"{source}: function.env.{key} is reserved and set by the platform")
+
+
+_BATCH_RANGES: dict[str, tuple[float, float]] = {
+    "max_size": (1, 4096),
+    "max_wait_ms": (0, 10_000),
+    "max_bytes": (1, 64 * 1024 * 1024),
+}
+
+
+def _check_model(spec: FunctionSpec, source: str) -> None:
+    if spec.handler and not MODULE_PATTERN.fullmatch(spec.handler):
+        raise InvalidSpec(
+            f"{source}: with function.model, function.handler names a module with optional "
+            f"preprocess/postprocess hooks (like 'hooks'), got {spec.handler!r}"
+        )
+    if spec.model.startswith("/") or ".." in spec.model.split("/"):
+        raise InvalidSpec(
+            f"{source}: function.model must be a path inside the bundle, got {spec.model!r}"
+        )
+    if spec.framework and spec.framework not in FRAMEWORKS:
+        close = difflib.get_close_matches(spec.framework, FRAMEWORKS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidSpec(
+            f"{source}: function.framework {spec.framework!r} is not a built-in runtime{hint}; "
+            f"choose one of {', '.join(FRAMEWORKS)}"
+        )
+    if spec.model.lower().endswith(PICKLE_SUFFIXES) and not spec.trust_pickle:
+        raise InvalidSpec(pickle_refusal(spec.model, source))
+
+
+def pickle_refusal(model: str, source: str = SPEC_FILE) -> str:
+    return (
+        f"{source}: refusing to load {model!r}: joblib/pickle files run arbitrary code when "
+        "they are loaded. Save the model with skops instead (skops.io.dump(model, "
+        "'model.skops')), or, if you made this file yourself and trust it, set "
+        "trust_pickle = true under [function]"
+    )
 
 
 def _did_you_mean(key: str) -> str:

@@ -27,6 +27,7 @@ from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_re
 from mlambda.backends.limits import ResourceLimits
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.observe.memory import memory_kb
+from mlambda.pool.environment import model_config
 from mlambda.runtime import protocol
 from mlambda.runtime.zygote import FD_VARIABLE
 
@@ -174,7 +175,7 @@ class ZygoteBackend:
             raise
 
     async def _start_template(self, request: StartRequest) -> ForkServerHandle | None:
-        runtime = await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
+        runtime = await self._runtime(request.spec.modules_to_preload, request.spec.init_timeout_s)
         config = _configure(request)
         handle, ready = await self._fork_server(
             runtime,
@@ -260,7 +261,9 @@ class ZygoteBackend:
         started = time.perf_counter()
         server = await self._template(request) if request.fork_template else None
         if server is None:
-            server = await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
+            server = await self._runtime(
+                request.spec.modules_to_preload, request.spec.init_timeout_s
+            )
         prepare_ms = (time.perf_counter() - started) * 1000
         if server.expiry is not None:
             server.expiry.cancel()
@@ -342,7 +345,7 @@ class ZygoteBackend:
             if template and request.fork_template:
                 await self._template(request)
             else:
-                await self._runtime(list(request.spec.preload), request.spec.init_timeout_s)
+                await self._runtime(request.spec.modules_to_preload, request.spec.init_timeout_s)
         except Exception as exc:  # the next start meets the same failure and reports it
             log.debug("preparing %s failed: %s", request.spec.name, exc)
 
@@ -417,4 +420,6 @@ def _configure(request: StartRequest) -> protocol.Configure:
         preload=[],
         env=request.env,
         threads=request.spec.threads,
+        model=model_config(request.spec),
+        batched=request.spec.batch is not None and not request.spec.is_model,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlambda.runtime import protocol
 from mlambda.spec import FunctionSpec
 
 # Native thread pools sized to the function's `cpu` (one thread by default), so N instances on a
@@ -36,3 +37,15 @@ def instance_environment(
     )
     env.update(spec.env)
     return env
+
+
+def model_config(spec: FunctionSpec) -> protocol.ModelConfig | None:
+    """What a model function's instances load (None for a handler function)."""
+    if not spec.is_model:
+        return None
+    return protocol.ModelConfig(
+        path=spec.model,
+        framework=spec.framework,
+        trust_pickle=spec.trust_pickle,
+        hooks=spec.handler,
+    )

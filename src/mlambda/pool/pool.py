@@ -22,9 +22,10 @@ from mlambda.errors import (
     MlambdaError,
     ServiceUnavailable,
     Throttled,
+    function_error,
 )
 from mlambda.pool import scaling
-from mlambda.pool.environment import instance_environment
+from mlambda.pool.environment import instance_environment, model_config
 from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
@@ -117,7 +118,7 @@ class Pool:
             result.duration_ms = outcome.duration_ms
             result.max_memory_mb = outcome.max_memory_mb
             if isinstance(outcome, protocol.Failure):
-                result.error = FunctionError(outcome.error)
+                result.error = function_error(outcome.error)
             else:
                 result.body = outcome.body
         finally:
@@ -305,9 +306,11 @@ class Pool:
             memory_mb=self.spec.memory_mb,
             concurrency=self.spec.concurrency,
             max_response_bytes=self.max_response_bytes,
-            preload=list(self.spec.preload),
+            preload=self.spec.modules_to_preload,
             env=dict(self.spec.env),
             threads=self.spec.threads,
+            model=model_config(self.spec),
+            batched=self.spec.batch is not None and not self.spec.is_model,
         )
         try:
             await instance.configure(config, self.spec.init_timeout_s)

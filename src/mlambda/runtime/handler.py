@@ -102,6 +102,37 @@ class MarshalError(Exception):
     pass
 
 
+class BatchResultError(Exception):
+    pass
+
+
+def load_model(config: Any, *, defer: bool) -> Any:
+    """A model function's handler (imports numpy and the framework: model instances only)."""
+    from mlambda.runtime.model import ModelHandler
+
+    try:
+        return ModelHandler(config, defer=defer)
+    except ImportError as exc:
+        raise InitFailure(
+            error_payload(exc, "Runtime.ImportModuleError", "Unable to load the model runtime: ")
+        ) from exc
+    except BaseException as exc:
+        raise InitFailure(
+            error_payload(exc, "Runtime.InitError", "Unable to load the model: ")
+        ) from exc
+
+
+def model_input_error(outcome: Any) -> Any:
+    """A model's per-request outcome, with input problems marked for a 400."""
+    if type(outcome).__name__ == "InvalidInput":
+        return ModelInputError(str(outcome))
+    return outcome
+
+
+class ModelInputError(Exception):
+    """The caller's input does not fit the model (errorType Model.InvalidInput, HTTP 400)."""
+
+
 class ResponseTooLarge(Exception):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
@@ -117,6 +148,10 @@ def decode_event(payload: bytes) -> Any:
 def invocation_error(exc: BaseException, request_id: str) -> dict[str, Any]:
     if isinstance(exc, MarshalError):
         payload = {"errorMessage": str(exc), "errorType": "Runtime.MarshalError", "stackTrace": []}
+    elif isinstance(exc, ModelInputError):
+        payload = {"errorMessage": str(exc), "errorType": "Model.InvalidInput", "stackTrace": []}
+    elif isinstance(exc, BatchResultError):
+        payload = {"errorMessage": str(exc), "errorType": "Runtime.BatchError", "stackTrace": []}
     elif isinstance(exc, ResponseTooLarge):
         payload = {
             "errorMessage": str(exc),

@@ -4,8 +4,9 @@ A frame is a 4-byte big-endian length followed by one msgpack-encoded message. T
 
     pool -> worker   Configure            (once, first)
     worker -> pool   Ready | InitFailed   (after the handler module was imported)
-    pool -> worker   Invoke ...           (up to ``concurrency`` outstanding)
-    worker -> pool   Result | Failure     (one per Invoke, matched by request_id)
+    pool -> worker   Invoke | Batch ...   (up to ``concurrency`` outstanding)
+    worker -> pool   Result | Failure     (one per Invoke, and one per item of a Batch,
+                                           matched by request_id)
     pool -> worker   Shutdown             (the worker exits 0); EOF means the same
 """
 
@@ -22,6 +23,16 @@ HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
+class ModelConfig(msgspec.Struct, kw_only=True):
+    """A model function: the built-in runtime loads ``path`` instead of importing a handler."""
+
+    path: str
+    framework: str
+    trust_pickle: bool = False
+    # A module (in the task root) with optional preprocess(inputs) / postprocess(outputs).
+    hooks: str = ""
+
+
 class Configure(msgspec.Struct, tag="configure", kw_only=True):
     v: int = PROTOCOL_VERSION
     instance_id: str
@@ -36,6 +47,9 @@ class Configure(msgspec.Struct, tag="configure", kw_only=True):
     env: dict[str, str] = {}
     # Threads for native pools (OpenMP/BLAS/torch) in this instance.
     threads: int = 1
+    model: ModelConfig | None = None
+    # The handler takes a list of events and returns one result per event ([function.batch]).
+    batched: bool = False
 
 
 class Ready(msgspec.Struct, tag="ready", kw_only=True):
@@ -62,6 +76,18 @@ class Invoke(msgspec.Struct, tag="invoke", kw_only=True):
     # Wall-clock deadline (epoch ms): context.get_remaining_time_in_millis() counts down to it.
     deadline_ms: int
     client_context: str | None = None
+    # How to read ``payload``: "" a Lambda event (JSON); for model functions also "v2" (an
+    # Open Inference Protocol request) and "v2-metadata" (the model's signature, no payload).
+    protocol: str = ""
+    # Request options: "proba" for predict_proba, "header_length" for v2 binary payloads.
+    params: dict[str, str] = {}
+
+
+class Batch(msgspec.Struct, tag="batch", kw_only=True):
+    """Several invocations for one call of the model or batch handler; answered item by item."""
+
+    v: int = PROTOCOL_VERSION
+    items: list[Invoke]
 
 
 class Result(msgspec.Struct, tag="result", kw_only=True):
@@ -71,6 +97,10 @@ class Result(msgspec.Struct, tag="result", kw_only=True):
     logs: str
     duration_ms: float
     max_memory_mb: int
+    # Response headers a protocol needs (Inference-Header-Content-Length for v2 binary data).
+    headers: dict[str, str] = {}
+    # How many invocations shared the call that produced this result.
+    batch_size: int = 1
 
 
 class Failure(msgspec.Struct, tag="failure", kw_only=True):
@@ -80,6 +110,7 @@ class Failure(msgspec.Struct, tag="failure", kw_only=True):
     logs: str
     duration_ms: float
     max_memory_mb: int
+    batch_size: int = 1
 
 
 class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):
@@ -132,6 +163,7 @@ Message = (
     | Ready
     | InitFailed
     | Invoke
+    | Batch
     | Result
     | Failure
     | Shutdown

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -71,6 +71,7 @@ class Worker:
         self.config = config
         self.capture = Capture()
         self.handler: handlers.Handler | None = None
+        self.model: Any = None  # a ModelHandler for model functions (runtime/model.py)
         self.log_stream = (
             time.strftime("%Y/%m/%d/") + f"[{config.function_version}]{config.instance_id}"
         )
@@ -83,7 +84,10 @@ class Worker:
         try:
             handlers.preload(self.config.preload)
             imported = time.perf_counter()
-            self.handler = handlers.load(self.config.handler, self.config.task_root)
+            if self.config.model is not None:
+                self.model = handlers.load_model(self.config, defer=self.channel is None)
+            else:
+                self.handler = handlers.load(self.config.handler, self.config.task_root)
         except handlers.InitFailure as failure:
             return protocol.InitFailed(error=failure.payload, logs=self.capture.end())
         except BaseException as exc:  # a fault of ours must reach the caller too, not vanish
@@ -100,9 +104,8 @@ class Worker:
             init_ms=(done - imported) * 1000,
         )
 
-    def invoke(self, request: protocol.Invoke) -> protocol.Result | protocol.Failure:
-        assert self.handler is not None
-        context = LambdaContext(
+    def _context(self, request: protocol.Invoke) -> LambdaContext:
+        return LambdaContext(
             request_id=request.request_id,
             function_name=self.config.function_name,
             function_version=self.config.function_version,
@@ -111,19 +114,19 @@ class Worker:
             deadline_ms=request.deadline_ms,
             client_context=request.client_context,
         )
+
+    def invoke(self, request: protocol.Invoke) -> protocol.Result | protocol.Failure:
+        if self.model is not None or self.config.batched:
+            return self.run([request])[0]
+        assert self.handler is not None
+        context = self._context(request)
         self.capture.begin()
         started = time.perf_counter()
         try:
             event = handlers.decode_event(request.payload)
-            body = handlers.marshal(self.handler(event, context))
-            if len(body) > self.config.max_response_bytes:
-                raise handlers.ResponseTooLarge(len(body), self.config.max_response_bytes)
+            body = self._checked(handlers.marshal(self.handler(event, context)))
         except SystemExit as exc:
-            # The handler asked the process to exit: it does, and the pool reports the exit status
-            # as Runtime.ExitError, as Lambda does. os._exit because a thread cannot exit otherwise.
-            sys.__stdout__.write(self.capture.end())  # type: ignore[union-attr]
-            sys.__stdout__.flush()  # type: ignore[union-attr]
-            os._exit(exc.code if isinstance(exc.code, int) else 1)
+            self._exit(exc)
         except BaseException as exc:
             duration = (time.perf_counter() - started) * 1000
             error = handlers.invocation_error(exc, request.request_id)
@@ -136,6 +139,118 @@ class Worker:
             max_memory_mb=max_memory_mb(),
         )
 
+    def _checked(self, body: bytes) -> bytes:
+        if len(body) > self.config.max_response_bytes:
+            raise handlers.ResponseTooLarge(len(body), self.config.max_response_bytes)
+        return body
+
+    def _exit(self, exc: SystemExit) -> NoReturn:
+        # The handler asked the process to exit: it does, and the pool reports the exit status
+        # as Runtime.ExitError, as Lambda does. os._exit because a thread cannot exit otherwise.
+        sys.__stdout__.write(self.capture.end())  # type: ignore[union-attr]
+        sys.__stdout__.flush()  # type: ignore[union-attr]
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+
+    def run(self, requests: list[protocol.Invoke]) -> list[protocol.Result | protocol.Failure]:
+        """Answer several invocations with one call of the model or batch handler."""
+        self.capture.begin()
+        started = time.perf_counter()
+        outcomes: list[bytes | tuple[bytes, dict[str, str]] | BaseException]
+        try:
+            if self.model is not None:
+                outcomes = self._run_model(requests)
+            else:
+                outcomes = self._run_batch_handler(requests)
+        except SystemExit as exc:
+            self._exit(exc)
+        except BaseException as exc:
+            outcomes = [exc] * len(requests)
+        duration = (time.perf_counter() - started) * 1000
+        logs = self.capture.end()
+        memory = max_memory_mb()
+        answers: list[protocol.Result | protocol.Failure] = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            headers: dict[str, str] = {}
+            if isinstance(outcome, tuple):
+                outcome, headers = outcome
+            if isinstance(outcome, bytes) and len(outcome) > self.config.max_response_bytes:
+                outcome = handlers.ResponseTooLarge(len(outcome), self.config.max_response_bytes)
+            if isinstance(outcome, BaseException):
+                answers.append(
+                    protocol.Failure(
+                        request_id=request.request_id,
+                        error=handlers.invocation_error(outcome, request.request_id),
+                        logs=logs,
+                        duration_ms=duration,
+                        max_memory_mb=memory,
+                        batch_size=len(requests),
+                    )
+                )
+            else:
+                answers.append(
+                    protocol.Result(
+                        request_id=request.request_id,
+                        body=outcome,
+                        logs=logs,
+                        duration_ms=duration,
+                        max_memory_mb=memory,
+                        headers=headers,
+                        batch_size=len(requests),
+                    )
+                )
+            logs = ""  # the batch's output is reported once, with its first request
+        return answers
+
+    def _run_model(
+        self, requests: list[protocol.Invoke]
+    ) -> list[bytes | tuple[bytes, dict[str, str]] | BaseException]:
+        outcomes: list[bytes | tuple[bytes, dict[str, str]] | BaseException] = []
+        decoded: list[Any] = []
+        places: list[int] = []
+        for request in requests:
+            if request.protocol == "v2-metadata":
+                outcomes.append(self.model.metadata())
+                continue
+            try:
+                decoded.append(self.model.decode(request))
+                places.append(len(outcomes))
+                outcomes.append(b"")
+            except Exception as exc:
+                outcomes.append(handlers.model_input_error(exc))
+        for place, outcome in zip(places, self.model.run(decoded), strict=True):
+            outcomes[place] = handlers.model_input_error(outcome)
+        return outcomes
+
+    def _run_batch_handler(self, requests: list[protocol.Invoke]) -> list[Any]:
+        assert self.handler is not None
+        outcomes: list[Any] = [None] * len(requests)
+        events, places = [], []
+        for index, request in enumerate(requests):
+            try:
+                events.append(handlers.decode_event(request.payload))
+                places.append(index)
+            except ValueError as exc:
+                outcomes[index] = exc
+        if events:
+            results = self.handler(events, self._context(requests[places[0]]))
+            if not isinstance(results, list | tuple) or len(results) != len(events):
+                count = (
+                    len(results) if isinstance(results, list | tuple) else type(results).__name__
+                )
+                raise handlers.BatchResultError(
+                    f"batch handler returned {count} results for {len(events)} events; "
+                    "it must return a list with one result (or exception) per event, in order"
+                )
+            for index, result in zip(places, results, strict=True):
+                if isinstance(result, BaseException):
+                    outcomes[index] = result
+                    continue
+                try:
+                    outcomes[index] = handlers.marshal(result)
+                except handlers.MarshalError as exc:
+                    outcomes[index] = exc
+        return outcomes
+
     def _failure(
         self, request: protocol.Invoke, error: dict[str, Any], duration: float
     ) -> protocol.Failure:
@@ -147,12 +262,21 @@ class Worker:
             max_memory_mb=max_memory_mb(),
         )
 
-    def _answer(self, request: protocol.Invoke) -> None:
+    def _answer(self, message: protocol.Invoke | protocol.Batch) -> None:
         assert self.channel is not None
-        self.channel.send(self.invoke(request))
+        if isinstance(message, protocol.Invoke):
+            self.channel.send(self.invoke(message))
+            return
+        if self.model is None and not self.config.batched:
+            for item in message.items:
+                self.channel.send(self.invoke(item))
+            return
+        for answer in self.run(message.items):
+            self.channel.send(answer)
 
-    def attach(self, channel: Channel, config: protocol.Configure) -> None:
-        """Bind a template's initialised worker to a forked instance's own socket and id."""
+    def attach(self, channel: Channel, config: protocol.Configure) -> float:
+        """Bind a template's initialised worker to a forked instance's own socket and id;
+        returns the ms spent building what could not be built before the fork."""
         self.channel = channel
         self.config = msgspec.structs.replace(self.config, instance_id=config.instance_id)
         os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = (
@@ -161,6 +285,10 @@ class Worker:
         self.log_stream = time.strftime("%Y/%m/%d/") + (
             f"[{config.function_version}]{config.instance_id}"
         )
+        started = time.perf_counter()
+        if self.model is not None:
+            self.model.after_fork()
+        return (time.perf_counter() - started) * 1000
 
     def serve(self) -> int:
         """Answer Invoke frames until Shutdown or EOF; returns the exit status."""
@@ -172,10 +300,10 @@ class Worker:
             message = self.channel.recv()
             if message is None or isinstance(message, protocol.Shutdown):
                 return 0
-            if not isinstance(message, protocol.Invoke):
+            if not isinstance(message, protocol.Invoke | protocol.Batch):
                 raise protocol.ProtocolError(f"unexpected {type(message).__name__} frame")
             if executor is None:
-                self.channel.send(self.invoke(message))
+                self._answer(message)
             else:
                 executor.submit(self._answer, message)
 
@@ -211,13 +339,18 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
     # The fork's cost ends here; a pre-forked spare may now wait a long time for its Configure.
     fork_ms = (time.perf_counter() - fork_started) * 1000
     config = _configure(channel)
-    worker.attach(channel, config)
     handlers.size_thread_pools(config.threads)
+    try:
+        init_ms = worker.attach(channel, config)
+    except BaseException as exc:
+        payload = handlers.error_payload(exc, "Runtime.InitError")
+        channel.send(protocol.InitFailed(error=payload, logs=worker.capture.end()))
+        return 1
     channel.send(
         protocol.Ready(
             pid=os.getpid(),
             import_ms=0.0,
-            init_ms=0.0,
+            init_ms=init_ms,
             tier="template",
             fork_ms=fork_ms,
         )

@@ -1,0 +1,355 @@
+"""A model function's handler: load the model with its framework's loader, decode requests
+(native ``{"inputs": ...}`` or Open Inference Protocol v2), run batches, encode answers.
+
+Imported only by model instances. A batch is a list of requests; requests whose tensors fit
+together (same inner shapes, same outputs asked for) go through the model in one call, and
+each caller gets back its own rows. Should the merged call fail, every request runs alone, so
+one poisoned request fails by itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import mmap
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlambda.runtime import protocol
+from mlambda.runtime.loaders import FRAMEWORKS
+from mlambda.runtime.tensors import InvalidInput, TensorSpec, from_json, from_v2, to_json, to_v2
+
+Encoded = tuple[bytes, dict[str, str]]
+
+
+class Model(Protocol):
+    """What a loader returns."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    # Outputs a native request gets unless it asks for probabilities.
+    default_outputs: list[str]
+    # The output ``?proba=1`` asks for, if the model has one.
+    proba_output: str | None
+
+    def predict(self, inputs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+        """Run the model on a batch; return the ``wanted`` outputs, rows in input order."""
+        ...
+
+
+@dataclasses.dataclass
+class Request:
+    """One decoded invocation: its tensors, what it wants back, and how to answer it."""
+
+    inputs: dict[str, np.ndarray]
+    wanted: list[str]
+    encode: Callable[[dict[str, np.ndarray]], Encoded]
+
+    @property
+    def rows(self) -> int | None:
+        """Rows along the batch dimension, or None when the tensors cannot be merged."""
+        counts = {a.shape[0] if a.ndim else None for a in self.inputs.values()}
+        if len(counts) != 1:
+            return None
+        return counts.pop()
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            tuple(self.wanted),
+            tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(self.inputs.items())),
+        )
+
+
+def load_model(config: protocol.ModelConfig, task_root: str) -> Model:
+    framework = FRAMEWORKS[config.framework]
+    loader = importlib.import_module(f"mlambda.runtime.loaders.{framework.module}")
+    return loader.load(os.path.join(task_root, config.path), config)
+
+
+class ModelHandler:
+    def __init__(self, config: protocol.Configure, *, defer: bool) -> None:
+        assert config.model is not None
+        self.config = config
+        self.model_config = config.model
+        self.framework = FRAMEWORKS[config.model.framework]
+        self.path = os.path.join(config.task_root, config.model.path)
+        self.hooks = _load_hooks(config.model.hooks, config.task_root)
+        self.model: Model | None = None
+        self._mapped: list[mmap.mmap] = []
+        if defer and not self.framework.fork_safe:
+            # A template: map the file (its pages are then shared in the page cache) and let
+            # each instance build the model after its fork, when threads are safe again.
+            self._mapped = _map_files(self.path)
+        else:
+            self.model = load_model(config.model, config.task_root)
+
+    def after_fork(self) -> None:
+        """In an instance forked from a template: build a model the template only mapped."""
+        if self.model is None:
+            self.model = load_model(self.model_config, self.config.task_root)
+            for mapped in self._mapped:
+                mapped.close()
+            self._mapped = []
+
+    # -- requests -------------------------------------------------------------------------
+
+    def decode(self, invoke: protocol.Invoke) -> Request:
+        model = self._ready()
+        if invoke.protocol == "v2":
+            return self._decode_v2(model, invoke)
+        return self._decode_native(model, invoke)
+
+    def metadata(self) -> bytes:
+        model = self._ready()
+        return json.dumps(
+            {
+                "name": self.config.function_name,
+                "versions": [self.config.function_version],
+                "platform": self.framework.name,
+                "inputs": [t.to_dict() for t in model.inputs],
+                "outputs": [t.to_dict() for t in model.outputs],
+            }
+        ).encode()
+
+    def _ready(self) -> Model:
+        if self.model is None:
+            self.after_fork()
+        assert self.model is not None
+        return self.model
+
+    def _decode_native(self, model: Model, invoke: protocol.Invoke) -> Request:
+        try:
+            event = json.loads(invoke.payload) if invoke.payload.strip() else None
+        except ValueError as exc:
+            raise InvalidInput(f"the request body is not JSON: {exc}") from None
+        if not isinstance(event, dict) or not ({"inputs", "instances"} & set(event)):
+            raise InvalidInput(
+                'a model function takes {"inputs": [[...], ...]} (or "instances"); '
+                f"inputs: {_describe(model.inputs)}"
+            )
+        value = event["inputs"] if "inputs" in event else event["instances"]
+        proba = invoke.params.get("proba", "") in ("1", "true") or event.get("proba") is True
+        if proba and model.proba_output is None:
+            raise InvalidInput("this model has no predict_proba; call it without proba")
+        wanted = [model.proba_output] if proba and model.proba_output else model.default_outputs
+        if self.hooks.preprocess is not None:
+            value = self.hooks.preprocess(value)
+        inputs = self._native_inputs(model, value)
+        postprocess = self.hooks.postprocess
+
+        def encode(outputs: dict[str, np.ndarray]) -> Encoded:
+            result: Any = outputs[wanted[0]] if len(wanted) == 1 else outputs
+            if postprocess is not None:
+                result = postprocess(result)
+            return json.dumps({"outputs": to_json(result)}).encode(), {}
+
+        return Request(inputs, wanted, encode)
+
+    def _native_inputs(self, model: Model, value: Any) -> dict[str, np.ndarray]:
+        specs = {t.name: t for t in model.inputs}
+        if isinstance(value, dict) and set(value) <= set(specs) and value:
+            missing = sorted(set(specs) - set(value))
+            if missing:
+                raise InvalidInput(f"missing input(s) {', '.join(map(repr, missing))}")
+            return {name: from_json(v, specs[name]) for name, v in value.items()}
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(specs))
+            raise InvalidInput(
+                f"unknown input(s) {', '.join(map(repr, unknown))}; "
+                f"the model takes {_describe(model.inputs)}"
+            )
+        if len(model.inputs) != 1:
+            raise InvalidInput(
+                f"this model takes several inputs ({_describe(model.inputs)}): send "
+                '{"inputs": {"<name>": [...], ...}}'
+            )
+        spec = model.inputs[0]
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.dtype.kind != "O" else value
+        return {spec.name: from_json(value, spec)}
+
+    def _decode_v2(self, model: Model, invoke: protocol.Invoke) -> Request:
+        payload = memoryview(invoke.payload)
+        header_length = int(invoke.params.get("header_length") or len(payload))
+        if header_length > len(payload):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length ({header_length}) exceeds the body "
+                f"({len(payload)} bytes)"
+            )
+        try:
+            header = json.loads(bytes(payload[:header_length]))
+        except ValueError as exc:
+            raise InvalidInput(f"the inference request header is not JSON: {exc}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+            raise InvalidInput('an inference request needs "inputs": a list of tensors')
+        specs = {t.name: t for t in model.inputs}
+        inputs: dict[str, np.ndarray] = {}
+        offset = header_length
+        for tensor in header["inputs"]:
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+                raise InvalidInput('each input needs a "name", "shape", "datatype" and "data"')
+            name = tensor["name"]
+            if name not in specs:
+                raise InvalidInput(
+                    f"unknown input {name!r}; the model takes {_describe(model.inputs)}"
+                )
+            size = (tensor.get("parameters") or {}).get("binary_data_size")
+            binary = None
+            if size is not None:
+                if not isinstance(size, int) or size < 0 or offset + size > len(payload):
+                    raise InvalidInput(
+                        f"input {name!r}: binary_data_size {size!r} overruns the body"
+                    )
+                binary = payload[offset : offset + size]
+                offset += size
+            inputs[name] = from_v2(tensor, specs[name], binary)
+        missing = sorted(set(specs) - set(inputs))
+        if missing:
+            raise InvalidInput(f"missing input(s) {', '.join(map(repr, missing))}")
+        parameters = header.get("parameters") or {}
+        binary_default = bool(parameters.get("binary_data_output", False))
+        known = {t.name for t in model.outputs}
+        requested = header.get("outputs") or [{"name": name} for name in _all_outputs(model)]
+        wanted: list[str] = []
+        binary_out: dict[str, bool] = {}
+        for output in requested:
+            name = output.get("name") if isinstance(output, dict) else None
+            if name not in known:
+                raise InvalidInput(
+                    f"unknown output {name!r}; the model has {', '.join(map(repr, sorted(known)))}"
+                )
+            wanted.append(name)
+            binary_out[name] = bool(
+                (output.get("parameters") or {}).get("binary_data", binary_default)
+            )
+        request_id = header.get("id")
+        postprocess = self.hooks.postprocess
+        config = self.config
+
+        def encode(outputs: dict[str, np.ndarray]) -> Encoded:
+            if postprocess is not None:
+                result = postprocess(outputs[wanted[0]] if len(wanted) == 1 else outputs)
+                outputs = result if isinstance(result, dict) else {wanted[0]: result}
+            entries, blobs = [], []
+            for name in wanted:
+                entry, raw = to_v2(name, np.asarray(outputs[name]), binary_out.get(name, False))
+                entries.append(entry)
+                blobs.append(raw)
+            body: dict[str, Any] = {
+                "model_name": config.function_name,
+                "model_version": config.function_version,
+                "outputs": entries,
+            }
+            if request_id is not None:
+                body["id"] = request_id
+            head = json.dumps(body).encode()
+            if not any(blobs):
+                return head, {}
+            return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head))}
+
+        return Request(inputs, wanted, encode)
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self, requests: list[Request]) -> list[Encoded | BaseException]:
+        """Answer each request: merged with others where they fit, alone otherwise."""
+        results: list[Encoded | BaseException | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, request in enumerate(requests):
+            if request.rows is None:
+                results[index] = self._run_one(request)
+            else:
+                groups.setdefault(request.key(), []).append(index)
+        for indexes in groups.values():
+            if len(indexes) == 1:
+                results[indexes[0]] = self._run_one(requests[indexes[0]])
+                continue
+            merged = self._run_merged([requests[i] for i in indexes])
+            for index, outcome in zip(indexes, merged, strict=True):
+                results[index] = outcome
+        return [r for r in results if r is not None]
+
+    def _run_merged(self, requests: list[Request]) -> list[Encoded | BaseException]:
+        model = self._ready()
+        rows = [r.rows or 0 for r in requests]
+        merged = {
+            name: np.concatenate([r.inputs[name] for r in requests]) for name in requests[0].inputs
+        }
+        try:
+            outputs = model.predict(merged, requests[0].wanted)
+            total = sum(rows)
+            if any(np.ndim(o) == 0 or len(o) != total for o in outputs.values()):
+                raise ValueError("outputs do not have one row per input row")
+        except Exception:
+            # Someone's rows broke the call: run each alone, so only that caller fails.
+            return [self._run_one(r) for r in requests]
+        bounds = np.cumsum([0, *rows])
+        answers: list[Encoded | BaseException] = []
+        for request, start, end in zip(requests, bounds[:-1], bounds[1:], strict=True):
+            part = {name: value[start:end] for name, value in outputs.items()}
+            answers.append(_encode(request, part))
+        return answers
+
+    def _run_one(self, request: Request) -> Encoded | BaseException:
+        try:
+            outputs = self._ready().predict(request.inputs, request.wanted)
+        except (InvalidInput, MemoryError) as exc:
+            return exc
+        except Exception as exc:
+            return InvalidInput(
+                f"the model could not run on this input: {type(exc).__name__}: {exc}"
+            )
+        return _encode(request, outputs)
+
+
+def _encode(request: Request, outputs: dict[str, np.ndarray]) -> Encoded | BaseException:
+    try:
+        return request.encode(outputs)
+    except BaseException as exc:
+        return exc
+
+
+def _all_outputs(model: Model) -> list[str]:
+    return [t.name for t in model.outputs]
+
+
+def _describe(specs: list[TensorSpec]) -> str:
+    return ", ".join(
+        f"{t.name!r} {t.datatype} {list(t.shape) if t.shape else 'any shape'}" for t in specs
+    )
+
+
+@dataclasses.dataclass
+class Hooks:
+    preprocess: Callable[[Any], Any] | None = None
+    postprocess: Callable[[Any], Any] | None = None
+
+
+def _load_hooks(module_name: str, task_root: str) -> Hooks:
+    if not module_name:
+        return Hooks()
+    if task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    module = importlib.import_module(module_name)
+    return Hooks(getattr(module, "preprocess", None), getattr(module, "postprocess", None))
+
+
+def _map_files(path: str) -> list[mmap.mmap]:
+    """Map a model file (or every file of a model directory) read-only."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [os.path.join(root, f) for root, _, files in os.walk(path) for f in files]
+    maps = []
+    for name in paths:
+        if os.path.getsize(name) == 0:
+            continue
+        with open(name, "rb") as handle:
+            maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+    for mapped in maps:
+        mapped.madvise(mmap.MADV_WILLNEED)
+    return maps
