@@ -130,11 +130,32 @@ class Platform:
             self._collect(digest)
             raise
 
+    @property
+    def started(self) -> bool:
+        return self._started and not self._stopped
+
     async def invoke(
-        self, name: str, payload: bytes, client_context: str | None = None
+        self,
+        name: str,
+        payload: bytes,
+        client_context: str | None = None,
+        *,
+        kind: str = "",
+        params: dict[str, str] | None = None,
     ) -> Invocation:
         pool = await self.router.pool_for(name)
-        return await pool.invoke(payload, client_context=client_context)
+        return await pool.invoke(payload, client_context=client_context, kind=kind, params=params)
+
+    async def model_metadata(self, name: str) -> bytes:
+        """A model function's signature (inference protocol metadata JSON). Asked of an
+        instance once per version (starting one if none runs), then kept with the pool."""
+        pool = await self.router.pool_for(name)
+        if pool.metadata is None:
+            invocation = await pool.invoke(b"", kind="v2-metadata")
+            if invocation.error is not None:
+                raise invocation.error
+            pool.metadata = invocation.body
+        return pool.metadata
 
     def get(self, name: str) -> FunctionRecord:
         record = self.registry.get(name)

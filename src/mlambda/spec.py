@@ -158,8 +158,8 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
         raise InvalidSpec(f"{source}: function.name is required")
     if "handler" not in table and "model" not in table:
         raise InvalidSpec(
-            f"{source}: function.handler ('module:function') or function.model (a model file) "
-            "is required"
+            f"{source}: function.handler is required ('module:function'), or function.model "
+            "to serve a model file with no code"
         )
     batch = table.get("batch")
     if isinstance(batch, dict):

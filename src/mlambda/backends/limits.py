@@ -73,8 +73,12 @@ class CgroupGuard:
     def __init__(self, directory: Path, version: int) -> None:
         self.directory = directory
         self.version = version
+        # Read once when the cgroup is removed: the verdict must outlive its directory.
+        self._verdict: bool | None = None
 
     def exceeded(self) -> bool:
+        if self._verdict is not None:
+            return self._verdict
         if self.version == 2:
             return _counter(self.directory / "memory.events", "oom_kill") > 0
         # Older kernels have no oom_kill counter: hitting the limit (failcnt) and dying is it.
@@ -86,8 +90,10 @@ class CgroupGuard:
 
     def release(self) -> None:
         # Empty once the instance has exited; a cgroup with a process left is kept.
+        verdict = self.exceeded()
         with contextlib.suppress(OSError):
             self.directory.rmdir()
+            self._verdict = verdict
 
 
 class CpuQuota:

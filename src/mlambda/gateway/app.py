@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlambda.errors import MlambdaError
-from mlambda.gateway import functions, invoke, lambda_api
+from mlambda.gateway import functions, invoke, lambda_api, oip
 from mlambda.gateway.auth import KeyAuth
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response
@@ -83,6 +83,7 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
         Route("/v1/instances", functions.list_processes, methods=["GET"]),
         Route("/2015-03-31/functions/{name}/invocations", lambda_api.invoke, methods=["POST"]),
+        *oip.routes(),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
     ]

@@ -13,7 +13,7 @@ from mlambda.gateway.responses import error_response
 # Signed requests are buffered to verify them; bundles are deployed with the Bearer key.
 SIGNED_BODY_LIMIT = 8 * 1024 * 1024
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 
 
 def bearer_token(header: str | None) -> str | None:

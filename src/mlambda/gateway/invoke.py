@@ -23,7 +23,9 @@ async def invoke(request: Request) -> Response:
     platform = _platform(request)
     payload = await read_body(request, platform.settings.max_payload_bytes)
     check_json(payload)
-    invocation = await platform.invoke(request.path_params["name"], payload)
+    # ?proba=1: a model function answers with predict_proba (where the model has it).
+    params = {k: v for k, v in request.query_params.items() if k == "proba"}
+    invocation = await platform.invoke(request.path_params["name"], payload, params=params)
     return invocation_response(invocation)
 
 

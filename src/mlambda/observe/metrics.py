@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 INIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -41,6 +42,20 @@ class Metrics:
             "Handler duration",
             ["function"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "mlambda_queue_wait_seconds",
+            "Time a request waited for an instance (or a batch) before it ran",
+            ["function"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "mlambda_batch_size",
+            "Invocations per call of the handler or model (1 without [function.batch])",
+            ["function"],
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.init_duration = Histogram(

@@ -16,6 +16,7 @@ def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
         status = "timeout"
     elif error is not None and error.error_type.startswith("Runtime."):
         status = "error"
+    batched = record.spec.batch is not None
     return Report(
         request_id=invocation.request_id,
         version=record.version,
@@ -27,6 +28,9 @@ def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
         init_parts=invocation.init_parts,
         status=status,
         error_type=error.error_type if status == "error" and error is not None else None,
+        # Only for batched functions: other REPORT lines stay exactly as Lambda writes them.
+        batch_size=invocation.batch_size if batched else None,
+        queue_wait_ms=invocation.queue_wait_ms if batched else None,
     )
 
 
@@ -59,6 +63,8 @@ class PlatformObserver(Observer):
         if error is not None:
             m.errors.labels(name, error.error_type).inc()
         m.duration.labels(name).observe(invocation.duration_ms / 1000)
+        m.queue_wait.labels(name).observe(invocation.queue_wait_ms / 1000)
+        m.batch_size.labels(name).observe(invocation.batch_size)
         if invocation.init_ms is not None:
             m.cold_starts.labels(name).inc()
             m.init_duration.labels(name).observe(invocation.init_ms / 1000)

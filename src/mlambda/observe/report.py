@@ -21,6 +21,9 @@ class Report:
     # Set when the invocation did not complete: "timeout" or "error".
     status: str | None = None
     error_type: str | None = None
+    # Dynamic batching: how many invocations shared the call; time queued before it.
+    batch_size: int | None = None
+    queue_wait_ms: float | None = None
 
     @property
     def billed_ms(self) -> int:
@@ -48,6 +51,10 @@ class Report:
                     f"Init Breakdown: tier {self.init_tier}, prepare {prepare:.2f} ms, "
                     f"fork {fork:.2f} ms, import {imports:.2f} ms, init {init:.2f} ms"
                 )
+        if self.batch_size is not None:
+            fields.append(f"Batch Size: {self.batch_size}")
+        if self.queue_wait_ms is not None:
+            fields.append(f"Queue Wait: {self.queue_wait_ms:.2f} ms")
         if self.status is not None:
             fields.append(f"Status: {self.status}")
         if self.error_type is not None:

@@ -132,6 +132,22 @@ class Instance:
         write_message(self.process.writer, request)
         return future
 
+    def invoke_all(self, requests: list[protocol.Invoke]) -> list[asyncio.Future[Outcome]]:
+        """Send several invocations in one frame (a Batch); one future per request."""
+        if len(requests) == 1:
+            return [self.invoke(requests[0])]
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Outcome]] = [loop.create_future() for _ in requests]
+        if self.state is not State.READY:
+            for request, future in zip(requests, futures, strict=True):
+                status = self.exit_status or 0
+                future.set_exception(ExitError(exit_error(request.request_id, status)))
+            return futures
+        for request, future in zip(requests, futures, strict=True):
+            self._pending[request.request_id] = future
+        write_message(self.process.writer, protocol.Batch(items=requests))
+        return futures
+
     async def _read_loop(self) -> None:
         while True:
             message = await read_message(self.process.reader)

@@ -23,6 +23,11 @@ class Invocation:
     init_parts: tuple[float, float, float, float] | None = None
     instance_id: str = ""
     pid: int = 0
+    # Response headers a protocol needs (v2 binary data).
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Invocations that shared this one's call ([function.batch]); time spent queued.
+    batch_size: int = 1
+    queue_wait_ms: float = 0.0
 
 
 class Observer:

@@ -35,6 +35,38 @@ from mlambda.runtime import protocol
 MEMORY_SAMPLE_S = 0.05
 
 
+class _Item:
+    """One request on its way through the pool."""
+
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        client_context: str | None,
+        kind: str,
+        params: dict[str, str],
+    ) -> None:
+        self.request_id = request_id
+        self.payload = payload
+        self.client_context = client_context
+        self.kind = kind
+        self.params = params
+        self.queued_at = 0.0
+        self.wait_ms = 0.0
+        self.waiter: asyncio.Future[Instance | None] | None = None
+        self._joined: asyncio.Future[Invocation] | None = None
+
+    @property
+    def joined(self) -> asyncio.Future[Invocation]:
+        """Resolved by the request whose batch took this one."""
+        if self._joined is None:
+            self._joined = asyncio.get_running_loop().create_future()
+        return self._joined
+
+    def dequeued(self, now: float) -> None:
+        self.wait_ms = (now - self.queued_at) * 1000
+
+
 class Pool:
     def __init__(
         self,
@@ -58,74 +90,172 @@ class Pool:
         self.max_response_bytes = max_response_bytes
         self.clock = clock
         self.instances: list[Instance] = []
+        # A model function's signature, once an instance has told it (inference protocol).
+        self.metadata: bytes | None = None
         self.starting = 0
         self.closed = False
-        self._queue: collections.deque[asyncio.Future[Instance]] = collections.deque()
+        self._queue: collections.deque[_Item] = collections.deque()
+        # Batches a request is still filling (max_wait_ms), and a signal for new arrivals.
+        self._collecting: list[list[_Item]] = []
+        self._arrival = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- invoking -----------------------------------------------------------------------------
 
     async def invoke(
-        self, payload: bytes, request_id: str | None = None, client_context: str | None = None
+        self,
+        payload: bytes,
+        request_id: str | None = None,
+        client_context: str | None = None,
+        *,
+        kind: str = "",
+        params: dict[str, str] | None = None,
     ) -> Invocation:
-        """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error)."""
+        """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error).
+
+        ``kind`` and ``params`` tell a model function how to read the payload (protocol.Invoke).
+        With [function.batch], the request that gets an instance takes queued requests along
+        in the same call; each caller still gets its own Invocation."""
         if self.closed:
             raise ServiceUnavailable(f"function {self.spec.name!r} is being replaced or removed")
-        request_id = request_id or str(uuid.uuid4())
-        instance = self._take_free_instance() or await self._wait_for_instance()
+        item = _Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
+        item.queued_at = self.clock()
+        instance = self._take_free_instance() or await self._wait_for_instance(item)
+        if instance is None:  # another request took this one into its batch
+            return await item.joined
+        item.dequeued(self.clock())
+        batch = [item]
         try:
-            return await self._run(instance, payload, request_id, client_context)
+            if self.spec.batch is not None:
+                await self._collect(batch)
+            results = await self._run(instance, batch)
+        except BaseException as exc:
+            for other in batch[1:]:
+                if not other.joined.done():
+                    other.joined.set_exception(exc)
+            raise
         finally:
             self._release(instance)
+        for other, result in zip(batch[1:], results[1:], strict=True):
+            if not other.joined.done():
+                other.joined.set_result(result)
+        return results[0]
 
-    async def _run(
-        self, instance: Instance, payload: bytes, request_id: str, client_context: str | None
-    ) -> Invocation:
+    async def _collect(self, batch: list[_Item]) -> None:
+        """Fill ``batch`` from the queue; with max_wait_ms, wait that long for more."""
+        settings = self.spec.batch
+        assert settings is not None
+        self._take_queued(batch)
+        if settings.max_wait_ms <= 0 or len(batch) >= settings.max_size:
+            return
+        deadline = self.clock() + settings.max_wait_ms / 1000
+        self._collecting.append(batch)
+        try:
+            while len(batch) < settings.max_size and (remaining := deadline - self.clock()) > 0:
+                self._arrival.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrival.wait(), remaining)
+                self._take_queued(batch)
+        finally:
+            self._collecting.remove(batch)
+
+    def _take_queued(self, batch: list[_Item]) -> None:
+        settings = self.spec.batch
+        assert settings is not None
+        size = sum(len(i.payload) for i in batch)
+        now = self.clock()
+        while self._queue and len(batch) < settings.max_size:
+            item = self._queue[0]
+            if item.waiter is None or item.waiter.done():
+                self._queue.popleft()
+                continue
+            if size + len(item.payload) > settings.max_bytes:
+                return
+            self._queue.popleft()
+            item.dequeued(now)
+            item.waiter.set_result(None)
+            batch.append(item)
+            size += len(item.payload)
+
+    async def _run(self, instance: Instance, items: list[_Item]) -> list[Invocation]:
         first = instance.served == 0
-        instance.served += 1
+        instance.served += len(items)
         timeout = self.spec.timeout_s
-        request = protocol.Invoke(
-            request_id=request_id,
-            payload=payload,
-            deadline_ms=int((time.time() + timeout) * 1000),
-            client_context=client_context,
-        )
-        result = Invocation(request_id, instance_id=instance.id, pid=instance.pid)
+        deadline_ms = int((time.time() + timeout) * 1000)
+        requests = [
+            protocol.Invoke(
+                request_id=item.request_id,
+                payload=item.payload,
+                deadline_ms=deadline_ms,
+                client_context=item.client_context,
+                protocol=item.kind,
+                params=item.params,
+            )
+            for item in items
+        ]
+        results = [
+            Invocation(
+                item.request_id,
+                instance_id=instance.id,
+                pid=instance.pid,
+                batch_size=len(items),
+                queue_wait_ms=item.wait_ms,
+            )
+            for item in items
+        ]
         if first:
-            result.init_ms = instance.init_ms
-            result.init_tier = instance.tier
-            result.init_parts = instance.init_parts
+            results[0].init_ms = instance.init_ms
+            results[0].init_tier = instance.tier
+            results[0].init_parts = instance.init_parts
         started = time.perf_counter()
         watchdog = self._watch_memory(instance)
         try:
-            outcome = await asyncio.wait_for(instance.invoke(request), timeout)
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*instance.invoke_all(requests), return_exceptions=True), timeout
+            )
         except TimeoutError:
             instance.kill()  # the instance may be stuck anywhere: only a kill is certain
-            result.duration_ms = timeout * 1000
-            result.error = FunctionTimeout(
-                {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
-                    "requestId": request_id,
-                }
-            )
-        except FunctionError as exc:
-            result.duration_ms = (time.perf_counter() - started) * 1000
-            result.error = out_of_memory(instance, request_id, self.spec.memory_mb) or exc
+            for result in results:
+                result.duration_ms = timeout * 1000
+                result.error = FunctionTimeout(
+                    {
+                        "errorType": "Sandbox.Timedout",
+                        "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                        "requestId": result.request_id,
+                    }
+                )
         else:
-            result.logs = outcome.logs
-            result.duration_ms = outcome.duration_ms
-            result.max_memory_mb = outcome.max_memory_mb
-            if isinstance(outcome, protocol.Failure):
-                result.error = function_error(outcome.error)
-            else:
-                result.body = outcome.body
+            for result, outcome in zip(results, outcomes, strict=True):
+                self._settle(instance, result, outcome, started)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-        self.observer.invocation(self.record, result)
-        return result
+        for result in results:
+            self.observer.invocation(self.record, result)
+        return results
+
+    def _settle(
+        self, instance: Instance, result: Invocation, outcome: object, started: float
+    ) -> None:
+        if isinstance(outcome, FunctionError):
+            result.duration_ms = (time.perf_counter() - started) * 1000
+            result.error = (
+                out_of_memory(instance, result.request_id, self.spec.memory_mb) or outcome
+            )
+            return
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert isinstance(outcome, protocol.Result | protocol.Failure)
+        result.logs = outcome.logs
+        result.duration_ms = outcome.duration_ms
+        result.max_memory_mb = outcome.max_memory_mb
+        result.batch_size = outcome.batch_size
+        if isinstance(outcome, protocol.Failure):
+            result.error = function_error(outcome.error)
+        else:
+            result.body = outcome.body
+            result.headers = outcome.headers
 
     def _watch_memory(self, instance: Instance) -> asyncio.Task[None] | None:
         """Sample RSS while the invocation runs, where no cgroup enforces the limit."""
@@ -162,9 +292,13 @@ class Pool:
                 self._arm_idle_timer(instance)
         self._report_instances()
 
-    async def _wait_for_instance(self) -> Instance:
-        waiter: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-        self._queue.append(waiter)
+    async def _wait_for_instance(self, item: _Item) -> Instance | None:
+        """Queue until an instance is free (or, with batching, until another request takes
+        this one into its batch: None)."""
+        waiter: asyncio.Future[Instance | None] = asyncio.get_running_loop().create_future()
+        item.waiter = waiter
+        self._queue.append(item)
+        self._arrival.set()
         self._scale()
         queued_at = self.clock()
         try:
@@ -181,7 +315,7 @@ class Pool:
             if not waiter.done():
                 waiter.cancel()
             with contextlib.suppress(ValueError):
-                self._queue.remove(waiter)
+                self._queue.remove(item)
         self.observer.throttled(self.record)
         raise Throttled(
             f"Rate exceeded: no instance of {self.spec.name!r} was free within "
@@ -192,8 +326,8 @@ class Pool:
     def _hand_out(self) -> None:
         """Give free slots to queued requests, oldest first."""
         while self._queue:
-            waiter = self._queue[0]
-            if waiter.done():
+            waiter = self._queue[0].waiter
+            if waiter is None or waiter.done():
                 self._queue.popleft()
                 continue
             instance = self._take_free_instance()
@@ -204,8 +338,8 @@ class Pool:
 
     def _fail_queue(self, error: MlambdaError) -> None:
         while self._queue:
-            waiter = self._queue.popleft()
-            if not waiter.done():
+            waiter = self._queue.popleft().waiter
+            if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
 
     # -- scaling ------------------------------------------------------------------------------
@@ -222,11 +356,17 @@ class Pool:
     def _scale(self) -> None:
         if self.closed:
             return
+        queued = sum(1 for i in self._queue if i.waiter is not None and not i.waiter.done())
+        per_call = 1
+        if self.spec.batch is not None:
+            # A batch being collected will take some of the queue; one call serves max_size.
+            per_call = self.spec.batch.max_size
+            queued -= sum(per_call - len(batch) for batch in self._collecting)
         snapshot = scaling.Snapshot(
-            queued=sum(1 for w in self._queue if not w.done()),
+            queued=max(0, queued),
             running=sum(1 for i in self.instances if i.state is State.READY),
             starting=self.starting,
-            concurrency=self.spec.concurrency,
+            concurrency=self.spec.concurrency * per_call,
             min_instances=self.spec.min_instances,
             max_instances=self.spec.max_instances,
         )
