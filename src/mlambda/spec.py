@@ -250,7 +250,8 @@ def pickle_refusal(model: str, source: str = SPEC_FILE) -> str:
         f"{source}: refusing to load {model!r}: joblib/pickle files run arbitrary code when "
         "they are loaded. Save the model with skops instead (skops.io.dump(model, "
         "'model.skops')), or, if you made this file yourself and trust it, set "
-        "trust_pickle = true under [function]"
+        "trust_pickle = true under [function] (`mlambda deploy --trust-pickle` for a bare "
+        "model file)"
     )
 
 

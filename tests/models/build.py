@@ -7,6 +7,7 @@ this process. The benchmark builds its ONNX MLP here too.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,8 @@ def onnx_mlp(
     nodes, initializers = [], []
     previous, width = "input", features
     for layer in range(layers):
-        weight = rng.standard_normal((width, hidden)).astype(np.float32) / np.sqrt(width)
-        bias = rng.standard_normal(hidden).astype(np.float32) * 0.1
+        weight = (rng.standard_normal((width, hidden)) / np.sqrt(width)).astype(np.float32)
+        bias = (rng.standard_normal(hidden) * 0.1).astype(np.float32)
         initializers += [
             numpy_helper.from_array(weight, f"w{layer}"),
             numpy_helper.from_array(bias, f"b{layer}"),
@@ -96,7 +97,7 @@ def onnx_mlp(
             helper.make_node("Relu", [f"a{layer}"], [f"h{layer}"]),
         ]
         previous, width = f"h{layer}", hidden
-    weight = rng.standard_normal((width, 3)).astype(np.float32) / np.sqrt(width)
+    weight = (rng.standard_normal((width, 3)) / np.sqrt(width)).astype(np.float32)
     initializers.append(numpy_helper.from_array(weight, "w_out"))
     nodes += [
         helper.make_node("MatMul", [previous, "w_out"], ["logits"]),
@@ -138,5 +139,72 @@ def torch_module(directory: Path, *, export: bool) -> tuple[Path, np.ndarray, np
         torch.export.save(program, path)
     else:
         path = directory / "mlp.pt"
-        torch.jit.save(torch.jit.script(module), path)
+        with warnings.catch_warnings():
+            # TorchScript is deprecated in favour of torch.export; its files are still served.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(module), path)
     return path, batch, expected
+
+
+def tflite_dense(directory: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """One FULLY_CONNECTED layer (4 -> 2) with a dynamic batch, written without TensorFlow."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((2, FEATURES)).astype(np.float32)
+    bias = rng.standard_normal(2).astype(np.float32)
+
+    def tensor(
+        name: str, shape: list[int], buffer: int = 0, signature: list[int] | None = None
+    ) -> Any:
+        return tfl.TensorT(
+            shape=shape,
+            type=tfl.TensorType.FLOAT32,
+            buffer=buffer,
+            name=name,
+            shapeSignature=signature,
+        )
+
+    fully_connected = tfl.BuiltinOperator.FULLY_CONNECTED
+    model = tfl.ModelT(
+        version=3,
+        description="dense",
+        # Buffer 0 is the empty sentinel every TFLite model needs.
+        buffers=[
+            tfl.BufferT(),
+            tfl.BufferT(data=weight.view(np.uint8).ravel()),
+            tfl.BufferT(data=bias.view(np.uint8).ravel()),
+        ],
+        operatorCodes=[
+            tfl.OperatorCodeT(deprecatedBuiltinCode=fully_connected, builtinCode=fully_connected)
+        ],
+        subgraphs=[
+            tfl.SubGraphT(
+                name="main",
+                tensors=[
+                    tensor("input", [1, FEATURES], signature=[-1, FEATURES]),
+                    tensor("weight", [2, FEATURES], buffer=1),
+                    tensor("bias", [2], buffer=2),
+                    tensor("output", [1, 2], signature=[-1, 2]),
+                ],
+                inputs=[0],
+                outputs=[3],
+                operators=[
+                    tfl.OperatorT(
+                        opcodeIndex=0,
+                        inputs=[0, 1, 2],
+                        outputs=[3],
+                        builtinOptionsType=tfl.BuiltinOptions.FullyConnectedOptions,
+                        builtinOptions=tfl.FullyConnectedOptionsT(),
+                    )
+                ],
+            )
+        ],
+    )
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = directory / "dense.tflite"
+    path.write_bytes(builder.Output())
+    batch = np.random.default_rng(0).standard_normal((5, FEATURES)).astype(np.float32)
+    return path, batch, batch @ weight.T + bias

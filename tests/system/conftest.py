@@ -76,6 +76,11 @@ class Server:
         spec_name = directory.name
         return self.client.deploy(spec_name, bundle.pack(directory))
 
+    def deploy_path(self, path: Path, **options: object) -> dict:
+        """Deploy what `mlambda deploy PATH` takes: a directory, a model file or directory."""
+        archive, spec = bundle.pack_path(path, **options)  # type: ignore[arg-type]
+        return self.client.deploy(spec.name, archive)
+
     def http(self, method: str, path: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
         headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)

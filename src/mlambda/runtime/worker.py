@@ -343,7 +343,8 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
     try:
         init_ms = worker.attach(channel, config)
     except BaseException as exc:
-        payload = handlers.error_payload(exc, "Runtime.InitError")
+        # Only a model the template mapped but could not build before the fork fails here.
+        payload = handlers.error_payload(exc, "Runtime.InitError", "Unable to load the model: ")
         channel.send(protocol.InitFailed(error=payload, logs=worker.capture.end()))
         return 1
     channel.send(
