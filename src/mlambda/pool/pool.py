@@ -124,11 +124,11 @@ class Pool:
         instance = self._take_free_instance() or await self._wait_for_instance(item)
         if instance is None:  # another request took this one into its batch
             return await item.joined
-        item.dequeued(self.clock())
         batch = [item]
         try:
             if self.spec.batch is not None:
                 await self._collect(batch)
+            item.dequeued(self.clock())  # a batch's first request also waits while it fills
             results = await self._run(instance, batch)
         except BaseException as exc:
             for other in batch[1:]:
