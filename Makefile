@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install serve test lint clean bench
+.PHONY: install serve test lint clean bench bench-coldstart bench-models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ lint:
 clean:
 	rm -rf $(VENV) .mlambda
 
-## bench: cold-start benchmark, both backends side by side (writes bench/RESULTS.md)
-bench: install examples/fraud/model.joblib
+## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
+bench: bench-coldstart bench-models
+
+## bench-coldstart: cold start of handler functions, every tier side by side
+bench-coldstart: install examples/fraud/model.joblib
 	$(BIN)/python bench/coldstart.py
+
+## bench-models: model functions, batching off vs on (wrk over HTTP) and cold start per runtime
+bench-models: install
+	@command -v wrk >/dev/null || { echo "bench-models needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python bench/models.py

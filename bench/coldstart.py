@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform as host
 import shutil
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import machine, write_section
 
 from mlambda import bundle
 from mlambda.platform import Platform
@@ -206,14 +206,6 @@ async def main() -> None:
 def _write(
     rows: list[str], pss_rows: list[tuple[int, list[int]]], spare_pss: list[int], samples: int
 ) -> None:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        host.processor(),
-    )
     pss_lines = []
     totals = {count: sum(values) for count, values in pss_rows}
     for count in totals:
@@ -224,12 +216,10 @@ def _write(
         ratio = f"{extra / totals[1]:.0%}" if extra is not None else "-"
         pss_lines.append(f"| {count} | {total / 1024:.1f} | {each} | {ratio} |")
     spare_text = f"{statistics.median(spare_pss) / 1024:.1f} MiB" if spare_pss else "n/a"
-    text = f"""# Benchmarks
-
-## Cold start: scale from zero, by how the instance starts
+    text = f"""## Cold start: scale from zero, by how the instance starts
 
 Command: `make bench` (`.venv/bin/python bench/coldstart.py --samples {samples}`), one run, all
-cases. Machine: {cpu}, 2 cores, Python {host.python_version()}, {time.strftime("%Y-%m-%d")}.
+cases. Machine: {machine()}.
 
 Each sample invokes a function with no instance running (except (e)) and times call to answer
 through the Platform (the HTTP gateway excluded). `hello` is the smallest handler; `fraud` imports
@@ -263,7 +253,7 @@ The pre-forked spare's own PSS while it waits: {spare_text}. That is its share o
 shares with the template and the instances, not memory of its own: the total above grows by
 only a few MiB per process.
 """
-    (ROOT / "bench" / "RESULTS.md").write_text(text)
+    write_section("coldstart", text)
 
 
 if __name__ == "__main__":

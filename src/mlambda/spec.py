@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 import tomllib
 from typing import Any
@@ -160,6 +161,20 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
         raise InvalidSpec(
             f"{source}: function.handler is required ('module:function'), or function.model "
             "to serve a model file with no code"
+        )
+    model = table.get("model")
+    if isinstance(model, str) and model:
+        # "./model.onnx" and "model/" name what the bundle lists as "model.onnx" and "model".
+        normalized = posixpath.normpath(model)
+        if model.startswith("/") or normalized == "." or normalized.startswith("../"):
+            raise InvalidSpec(
+                f"{source}: function.model must be a path inside the bundle, got {model!r}"
+            )
+        table = {**table, "model": normalized}
+    elif table.get("framework") or table.get("trust_pickle"):
+        raise InvalidSpec(
+            f"{source}: function.framework and function.trust_pickle apply to model functions "
+            "only; set function.model to the model file"
         )
     batch = table.get("batch")
     if isinstance(batch, dict):

@@ -152,7 +152,9 @@ class ModelHandler:
 
     def _native_inputs(self, model: Model, value: Any) -> dict[str, np.ndarray]:
         specs = {t.name: t for t in model.inputs}
-        if isinstance(value, dict) and set(value) <= set(specs) and value:
+        if isinstance(value, dict) and not value:
+            raise InvalidInput(f"no inputs given; the model takes {_describe(model.inputs)}")
+        if isinstance(value, dict) and set(value) <= set(specs):
             missing = sorted(set(specs) - set(value))
             if missing:
                 raise InvalidInput(f"missing input(s) {', '.join(map(repr, missing))}")
@@ -198,7 +200,7 @@ class ModelHandler:
                 raise InvalidInput(
                     f"unknown input {name!r}; the model takes {_describe(model.inputs)}"
                 )
-            size = (tensor.get("parameters") or {}).get("binary_data_size")
+            size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
             binary = None
             if size is not None:
                 if not isinstance(size, int) or size < 0 or offset + size > len(payload):
@@ -211,7 +213,7 @@ class ModelHandler:
         missing = sorted(set(specs) - set(inputs))
         if missing:
             raise InvalidInput(f"missing input(s) {', '.join(map(repr, missing))}")
-        parameters = header.get("parameters") or {}
+        parameters = _parameters(header, "the request")
         binary_default = bool(parameters.get("binary_data_output", False))
         known = {t.name for t in model.outputs}
         requested = header.get("outputs") or [{"name": name} for name in _all_outputs(model)]
@@ -225,7 +227,7 @@ class ModelHandler:
                 )
             wanted.append(name)
             binary_out[name] = bool(
-                (output.get("parameters") or {}).get("binary_data", binary_default)
+                _parameters(output, f"output {name!r}").get("binary_data", binary_default)
             )
         request_id = header.get("id")
         postprocess = self.hooks.postprocess
@@ -312,6 +314,13 @@ def _encode(request: Request, outputs: dict[str, np.ndarray]) -> Encoded | BaseE
         return request.encode(outputs)
     except BaseException as exc:
         return exc
+
+
+def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = entry.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{what}: parameters must be an object")
+    return parameters
 
 
 def _all_outputs(model: Model) -> list[str]:

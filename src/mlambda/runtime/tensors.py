@@ -49,8 +49,9 @@ class TensorSpec:
 def datatype_of(array: np.ndarray) -> str:
     if array.dtype.kind in "OUS":
         return "BYTES"
+    native = array.dtype.newbyteorder("=")
     for name, dtype in DATATYPES.items():
-        if dtype is not np.object_ and array.dtype == np.dtype(dtype):
+        if dtype is not np.object_ and native == np.dtype(dtype):
             return name
     raise InvalidInput(f"outputs of dtype {array.dtype} have no inference protocol datatype")
 
@@ -99,10 +100,19 @@ def _convert(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         )
     if target.kind == "b" and kind != "b":
         raise InvalidInput(f"input {spec.name!r}: expected booleans (true/false)")
+    if target.kind in "iu" and array.size:
+        limits = np.iinfo(target)
+        low, high = array.min(), array.max()
+        if low < limits.min or high > limits.max:
+            raise InvalidInput(
+                f"input {spec.name!r}: values must fit {spec.datatype} "
+                f"({limits.min}..{limits.max}), got {low if low < limits.min else high}"
+            )
     try:
-        return array.astype(target, copy=False)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput(f"input {spec.name!r}: {exc}") from None
+        with np.errstate(over="raise"):
+            return array.astype(target, copy=False)
+    except (ValueError, TypeError, OverflowError, FloatingPointError) as exc:
+        raise InvalidInput(f"input {spec.name!r}: does not fit {spec.datatype}: {exc}") from None
 
 
 def check_shape(array: np.ndarray, spec: TensorSpec) -> None:
@@ -143,7 +153,13 @@ def from_v2(tensor: dict[str, Any], spec: TensorSpec, binary: memoryview | None)
     count = int(np.prod(shape)) if shape else 1
     if binary is not None:
         if datatype == "BYTES":
-            array = _bytes_elements(binary, name).reshape(shape) if count else _empty(shape)
+            elements = _bytes_elements(binary, name)
+            if elements.size != count:
+                raise InvalidInput(
+                    f"input {name!r}: {elements.size} BYTES elements in the binary data, "
+                    f"expected {count} for shape {shape}"
+                )
+            array = elements.reshape(shape) if count else _empty(shape)
         else:
             dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
             if len(binary) != count * dtype.itemsize:
@@ -209,6 +225,8 @@ def to_v2(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], b
 def to_json(value: Any) -> Any:
     """Arrays, numpy scalars and containers of them as plain JSON values."""
     if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return to_json(value.item())
         if value.dtype.kind in "OSU":
             return [to_json(v) for v in value.tolist()]
         return value.tolist()

