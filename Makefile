@@ -17,9 +17,12 @@ install: $(STAMP)
 examples/fraud/model.joblib: examples/fraud/train.py $(STAMP)
 	$(BIN)/python examples/fraud/train.py
 
+examples/iris/iris.skops: examples/iris/train.py $(STAMP)
+	$(BIN)/python examples/iris/train.py
+
 ## serve: install into .venv and run the platform on 127.0.0.1:8080 with the examples deployed
-serve: install examples/fraud/model.joblib
-	$(BIN)/mlambda serve --deploy examples/hello --deploy examples/fraud
+serve: install examples/fraud/model.joblib examples/iris/iris.skops
+	$(BIN)/mlambda serve --deploy examples/hello --deploy examples/fraud --deploy examples/iris
 
 ## test: install and run lint, type checks and the whole test suite
 test: install
