@@ -67,3 +67,23 @@ def test_readme_tutorial_function_deploys_and_answers_as_shown(server, tmp_path)
     assert again.stdout.startswith("sentiment is unchanged (sha256:")
     invoked = server.cli("invoke", "sentiment", "--data", data)
     assert json.loads(invoked.stdout) == json.loads(expected)
+
+
+def test_iris_example_serves_the_model_file_as_the_readme_shows(server, tmp_path):
+    iris = shutil.copytree(
+        ROOT / "examples" / "iris", tmp_path / "iris", ignore=shutil.ignore_patterns("*.skops")
+    )
+    subprocess.run([sys.executable, str(iris / "train.py")], check=True, capture_output=True)
+    server.deploy(iris)
+    both = {"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+    assert json.loads(server.client.invoke("iris", json.dumps(both).encode())) == {
+        "outputs": [0, 2]
+    }
+    response = server.http(
+        "POST", "/v1/functions/iris/invoke?proba=1", json={"inputs": [[5.1, 3.5, 1.4, 0.2]]}
+    )
+    (proba,) = response.json()["outputs"]
+    assert proba[0] > 0.9 and abs(sum(proba) - 1) < 1e-9
+    bad = server.http("POST", "/v1/functions/iris/invoke", json={"inputs": [[5.1, 3.5]]})
+    assert bad.status_code == 400
+    assert bad.json()["errorMessage"] == "input 'input': expected shape [-1, 4], got [1, 2]"
