@@ -77,7 +77,15 @@ def document() -> dict[str, Any]:
                 },
             },
             "/v1/functions/{name}/invoke": {
-                "parameters": [NAME],
+                "parameters": [
+                    NAME,
+                    {
+                        "name": "proba",
+                        "in": "query",
+                        "description": "A model function answers with class probabilities",
+                        "schema": {"type": "boolean"},
+                    },
+                ],
                 "post": {
                     "requestBody": {"content": {"application/json": {"schema": any_json}}},
                     "responses": {
@@ -106,6 +114,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Log lines (text/plain)"}, **_errors(404)}
                 },
             },
+            **_inference_protocol(),
             "/fn/{name}/{path}": {
                 "parameters": [
                     NAME,
@@ -118,4 +127,50 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def _inference_protocol() -> dict[str, Any]:
+    """Open Inference Protocol v2 routes (model functions); errors are {"error": message}."""
+    v2_error = _json(
+        {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Error",
+    )
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    infer = {
+        "post": {
+            "description": "Inference request: JSON tensors, or a JSON header of "
+            "Inference-Header-Content-Length bytes followed by binary tensor data.",
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                }
+            },
+            "responses": {
+                "200": _json({"type": "object"}, "Inference response (binary data optional)"),
+                "default": v2_error,
+            },
+        }
+    }
+    metadata = {
+        "get": {
+            "responses": {
+                "200": _json({"type": "object"}, "Inputs and outputs with datatype and shape"),
+                "default": v2_error,
+            }
+        }
+    }
+    ready = {"get": {"responses": {"200": _json({"type": "object"}, "Ready"), "default": v2_error}}}
+    open_route = {"get": {"security": [], "responses": {"200": {"description": "Live / ready"}}}}
+    return {
+        "/v2": {"get": {"responses": {"200": _json({"type": "object"}, "Server metadata")}}},
+        "/v2/health/live": open_route,
+        "/v2/health/ready": open_route,
+        "/v2/models/{name}": {"parameters": [NAME], **metadata},
+        "/v2/models/{name}/ready": {"parameters": [NAME], **ready},
+        "/v2/models/{name}/infer": {"parameters": [NAME], **infer},
+        "/v2/models/{name}/versions/{version}": {"parameters": [NAME, version], **metadata},
+        "/v2/models/{name}/versions/{version}/ready": {"parameters": [NAME, version], **ready},
+        "/v2/models/{name}/versions/{version}/infer": {"parameters": [NAME, version], **infer},
     }
