@@ -101,7 +101,7 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def batching(root: Path, duration: int) -> list[str]:
+def batching(root: Path, duration: int) -> tuple[list[str], list[str]]:
     root.mkdir(parents=True, exist_ok=True)
     mlp, _, _ = build.onnx_mlp(root, features=64, hidden=2048, layers=4)
     example = np.random.default_rng(2).standard_normal((1, 64)).astype(np.float32)
@@ -115,7 +115,8 @@ def batching(root: Path, duration: int) -> list[str]:
         ("minilm", minilm(), [SENTENCE], lambda: encoder.encode([SENTENCE])),
     ]
     server = Server(root / "data", "--backend", "zygote").start()
-    rows = []
+    rows: list[tuple[str, bool, int, dict[str, float]]] = []
+    memory: list[str] = []
     try:
         for label, model, inputs, expected in workloads:
             body = json.dumps({"inputs": inputs}).encode()
@@ -132,9 +133,28 @@ def batching(root: Path, duration: int) -> list[str]:
                     result = wrk(url, body, server.key, connections, duration)
                     rows.append((label, batched, connections, result))
                     print(label, batched, connections, result, flush=True)
+                memory.append(_memory_row(server, name, label))
+                print(memory[-1], flush=True)
     finally:
         server.stop()
-    return _batching_table(rows)
+    return _batching_table(rows), memory
+
+
+def _memory_row(server: Server, name: str, label: str) -> str:
+    """PSS and RSS of the function's template and instances, right after the load."""
+    rows = server.http("GET", "/v1/instances").json()["processes"]
+    mine = [r for r in rows if r["function"] == name]
+    template = [r for r in mine if r["kind"] == "template"]
+    instances = [r for r in mine if r["kind"] == "instance"]
+    mib = 1024.0
+    pss = [r["pssKiB"] / mib for r in instances]
+    rss = [r["rssKiB"] / mib for r in instances]
+    template_text = f"{template[0]['pssKiB'] / mib:.0f}" if template else "-"
+    return (
+        f"| {name} | {len(instances)} | {template_text} | "
+        f"{' / '.join(f'{v:.0f}' for v in rss)} | {' / '.join(f'{v:.0f}' for v in pss)} | "
+        f"{sum(pss):.0f} | {2 * max(rss, default=0):.0f} |"
+    )
 
 
 def _batching_table(rows: list[tuple[str, bool, int, dict[str, float]]]) -> list[str]:
@@ -216,13 +236,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10, help="cold starts per case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        batch_rows = batching(Path(scratch) / "batching", args.duration)
+        batch_rows, memory_rows = batching(Path(scratch) / "batching", args.duration)
     with tempfile.TemporaryDirectory() as scratch:
         cold_rows = asyncio.run(cold_starts(Path(scratch), args.samples))
-    _write(batch_rows, cold_rows, args)
+    _write(batch_rows, memory_rows, cold_rows, args)
 
 
-def _write(batch_rows: list[str], cold_rows: list[str], args: argparse.Namespace) -> None:
+def _write(
+    batch_rows: list[str], memory_rows: list[str], cold_rows: list[str], args: argparse.Namespace
+) -> None:
     newline = "\n"
     write_section(
         "models",
@@ -246,6 +268,19 @@ warm-up. Ratios are "on" over "off" at the same concurrency.
 | model | batching | concurrency | requests/s | p50 ms | p99 ms | throughput vs off | p50 vs off |
 |---|---|---|---|---|---|---|---|
 {newline.join(batch_rows)}
+
+### Memory: instances share the model
+
+After each function's load runs, the PSS and RSS of its instances (MiB). PSS divides a shared
+page among the processes sharing it, so the sum of the instances' PSS is what they cost
+together; compare it with twice one instance's RSS (what two unshared copies would take). The
+template holds the model too; its PSS is its share. `onnx-mlp` builds its ONNX Runtime session
+in each instance after the fork (threads must not be forked), so its weights are not shared;
+MiniLM's PyTorch weights are loaded once in the template and shared copy-on-write.
+
+| function | instances | template PSS | instance RSS | instance PSS | sum of PSS | 2 x RSS |
+|---|---|---|---|---|---|---|
+{newline.join(memory_rows)}
 
 ### Cold start per runtime, by tier
 

@@ -170,13 +170,16 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
     if not functions:
         print("No functions deployed. Deploy one with: mlambda deploy DIR")
         return 0
-    rows = [("NAME", "VERSION", "DIGEST", "MEMORY", "TIMEOUT", "INSTANCES", "UPDATED")]
+    rows = [("NAME", "VERSION", "SERVES", "DIGEST", "MEMORY", "TIMEOUT", "INSTANCES", "UPDATED")]
     for f in functions:
         counts = f["instances"]
+        config = f["config"]
+        serves = f"{config['framework']} {config['model']}" if config.get("model") else ""
         rows.append(
             (
                 f["name"],
                 f["version"],
+                serves or config["handler"],
                 f["digest"][7:19],
                 f"{f['config']['memory_mb']} MB",
                 f"{f['config']['timeout_s']:g} s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import tarfile
@@ -406,3 +407,23 @@ def test_a_pickle_model_with_a_trailing_slash_is_still_refused():
     archive = _tar(("mlambda.toml", toml), ("model.pkl", b"x"))
     with pytest.raises(InvalidSpec, match="refusing to load"):
         bundle.read_spec(archive)
+
+
+def test_a_runtime_whose_packages_are_missing_is_refused_at_deploy_naming_the_extra(monkeypatch):
+    from mlambda.errors import InvalidSpec
+    from mlambda.platform import check_runtime_installed
+    from mlambda.runtime import loaders
+    from mlambda.spec import spec_from_dict
+
+    absent = dataclasses.replace(
+        loaders.FRAMEWORKS["onnx"], requires=("onnxruntime", "no_such_module_for_mlambda")
+    )
+    monkeypatch.setitem(loaders.FRAMEWORKS, "onnx", absent)
+    spec = spec_from_dict({"name": "m", "model": "m.onnx", "framework": "onnx"})
+    with pytest.raises(InvalidSpec) as caught:
+        check_runtime_installed(spec)
+    assert str(caught.value) == (
+        "the onnx runtime needs no_such_module_for_mlambda, which is not installed where "
+        "mlambda serve runs: pip install 'mlambda[onnx]'"
+    )
+    check_runtime_installed(spec_from_dict({"name": "h", "handler": "app:handler"}))
