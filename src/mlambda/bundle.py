@@ -62,6 +62,11 @@ def pack_path(
     path = Path(path)
     spec_path = path / SPEC_FILE
     if spec_path.is_file():
+        if framework or trust_pickle:
+            raise InvalidSpec(
+                f"{path} has its own {SPEC_FILE}: set framework / trust_pickle there "
+                "(--framework and --trust-pickle are for a bare model file or directory)"
+            )
         spec = parse_spec(spec_path.read_text(), source=str(spec_path), name=name)
         return pack(path), spec
     if path.is_file():

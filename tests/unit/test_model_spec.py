@@ -427,3 +427,11 @@ def test_a_runtime_whose_packages_are_missing_is_refused_at_deploy_naming_the_ex
         "mlambda serve runs: pip install 'mlambda[onnx]'"
     )
     check_runtime_installed(spec_from_dict({"name": "h", "handler": "app:handler"}))
+
+
+def test_deploy_flags_for_bare_models_are_refused_for_a_function_directory(tmp_path):
+    (tmp_path / "mlambda.toml").write_text('[function]\nname = "m"\nmodel = "m.onnx"\n')
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    for options in ({"framework": "onnx"}, {"trust_pickle": True}):
+        with pytest.raises(InvalidSpec, match="has its own mlambda.toml: set framework"):
+            bundle.pack_path(tmp_path, **options)

@@ -48,4 +48,5 @@ def model_config(spec: FunctionSpec) -> protocol.ModelConfig | None:
         framework=spec.framework,
         trust_pickle=spec.trust_pickle,
         hooks=spec.handler,
+        threads=spec.threads,
     )

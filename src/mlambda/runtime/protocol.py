@@ -31,6 +31,8 @@ class ModelConfig(msgspec.Struct, kw_only=True):
     trust_pickle: bool = False
     # A module (in the task root) with optional preprocess(inputs) / postprocess(outputs).
     hooks: str = ""
+    # Threads for the framework's own pools (ONNX Runtime, TFLite, XGBoost, LightGBM).
+    threads: int = 1
 
 
 class Configure(msgspec.Struct, tag="configure", kw_only=True):

@@ -15,12 +15,13 @@ from mlambda.runtime.tensors import TensorSpec
 def load(path: str, config: ModelConfig) -> LightGBMModel:
     import lightgbm
 
-    return LightGBMModel(lightgbm.Booster(model_file=path))
+    return LightGBMModel(lightgbm.Booster(model_file=path), config.threads)
 
 
 class LightGBMModel:
-    def __init__(self, booster: object) -> None:
+    def __init__(self, booster: object, threads: int) -> None:
         self.booster = booster
+        self.threads = threads
         features = int(booster.num_feature())  # type: ignore[attr-defined]
         self.inputs = [TensorSpec("input", "FP64", (-1, features))]
         self.outputs = [TensorSpec("predict", "FP64", ())]
@@ -28,6 +29,9 @@ class LightGBMModel:
         self.proba_output: str | None = None
 
     def predict(self, inputs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
-        # One thread: the instance is the unit of parallelism (cpu sets OMP_NUM_THREADS).
-        result = self.booster.predict(inputs["input"], num_threads=0)  # type: ignore[attr-defined]
+        # The function's `cpu` sets the threads (one by default): instances are the unit of
+        # parallelism.
+        result = self.booster.predict(  # type: ignore[attr-defined]
+            inputs["input"], num_threads=self.threads
+        )
         return {"predict": np.asarray(result, dtype=np.float64)}

@@ -6,8 +6,6 @@ is -1. A session starts thread pools, so it is built in each instance after the 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from mlambda.runtime.protocol import ModelConfig
@@ -34,8 +32,7 @@ def load(path: str, config: ModelConfig) -> OnnxModel:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = config.threads
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(
         path, sess_options=options, providers=["CPUExecutionProvider"]

@@ -26,7 +26,10 @@ def load(path: str, config: ModelConfig) -> SentenceModel:
 class SentenceModel:
     def __init__(self, model: object) -> None:
         self.model = model
-        get_dimension = getattr(model, "get_sentence_embedding_dimension", None)
+        # Renamed in sentence-transformers 6 (the old name warns); either gives the width.
+        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension", None
+        )
         dimension = int(get_dimension() or -1) if get_dimension else -1
         self.inputs = [TensorSpec("text", "BYTES", (-1,))]
         self.outputs = [TensorSpec("embedding", "FP32", (-1, dimension))]

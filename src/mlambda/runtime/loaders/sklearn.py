@@ -15,8 +15,9 @@ from mlambda.runtime.protocol import ModelConfig
 from mlambda.runtime.tensors import TensorSpec
 
 # Modules whose types a skops file may hold without being trusted one by one: the estimators,
-# numpy and scipy. Anything else (user classes) makes loading fail with the type's name.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+# numpy and scipy. Anything else (user classes, or a function such as builtins.exec stored in
+# a FunctionTransformer) makes loading fail with the type's name.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 class UntrustedPickle(Exception):

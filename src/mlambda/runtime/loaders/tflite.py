@@ -8,7 +8,6 @@ lock.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -21,8 +20,7 @@ from mlambda.runtime.tensors import TensorSpec, datatype_of
 def load(path: str, config: ModelConfig) -> TFLiteModel:
     from ai_edge_litert.interpreter import Interpreter
 
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter = Interpreter(model_path=path, num_threads=config.threads)
     interpreter.allocate_tensors()
     return TFLiteModel(interpreter)
 

@@ -58,6 +58,10 @@ def _spec(name: str, value: Any) -> TensorSpec:
     return TensorSpec(name, _DTYPES.get(str(value.dtype), "FP32"), shape)
 
 
+class UnsupportedOutputs(Exception):
+    """The module's outputs are not what its signature declared."""
+
+
 class TorchModel:
     def __init__(self, module: Any, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
         self.module = module
@@ -74,7 +78,11 @@ class TorchModel:
             result = self.module(*args)
         values = list(result) if isinstance(result, list | tuple) else [result]
         names = [t.name for t in self.outputs]
-        if len(values) != len(names):
-            names = ["output"] if len(values) == 1 else [f"output_{i}" for i in range(len(values))]
+        if len(values) != len(names) or not all(hasattr(v, "detach") for v in values):
+            raise UnsupportedOutputs(
+                f"the module returned {type(result).__name__} with {len(values)} value(s); "
+                f"this model declares {len(names)} output tensor(s) ({', '.join(names)}). A "
+                "TorchScript module must return one tensor: use torch.export for several"
+            )
         produced = {n: v.detach().numpy() for n, v in zip(names, values, strict=True)}
         return {name: produced[name] for name in wanted}

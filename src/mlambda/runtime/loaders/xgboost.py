@@ -17,6 +17,7 @@ def load(path: str, config: ModelConfig) -> XGBoostModel:
 
     booster = xgboost.Booster()
     booster.load_model(path)
+    booster.set_param({"nthread": config.threads})
     return XGBoostModel(booster)
 
 
