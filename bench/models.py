@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,29 @@ def batching(root: Path, duration: int) -> tuple[list[str], list[str]]:
     mlp, _, _ = build.onnx_mlp(root, features=64, hidden=2048, layers=4)
     example = np.random.default_rng(2).standard_normal((1, 64)).astype(np.float32)
     import onnxruntime
+    import torch
     from sentence_transformers import SentenceTransformer
 
-    session = onnxruntime.InferenceSession(str(mlp), providers=["CPUExecutionProvider"])
+    # One thread, as an instance has by default, for the in-process reference timings.
+    torch.set_num_threads(1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        str(mlp), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     encoder = SentenceTransformer(str(minilm()), device="cpu", local_files_only=True)
+    rows32 = np.repeat(example, 32, axis=0)
+    alone = {
+        "onnx-mlp": (
+            lambda: session.run(None, {"input": example}),
+            lambda: session.run(None, {"input": rows32}),
+        ),
+        "minilm": (
+            lambda: encoder.encode([SENTENCE], batch_size=1),
+            lambda: encoder.encode([SENTENCE] * 32, batch_size=32),
+        ),
+    }
+    ceilings = [_in_process(label, one, many) for label, (one, many) in alone.items()]
     workloads: list[tuple[str, Path, Any, Callable[[], np.ndarray]]] = [
         ("onnx-mlp", mlp, example.tolist(), lambda: session.run(None, {"input": example})[0]),
         ("minilm", minilm(), [SENTENCE], lambda: encoder.encode([SENTENCE])),
@@ -148,7 +168,24 @@ def batching(root: Path, duration: int) -> tuple[list[str], list[str]]:
                 print(memory[-1], flush=True)
     finally:
         server.stop()
-    return _batching_table(rows), memory
+    return [*_batching_table(rows), "", *ceilings], memory
+
+
+def _in_process(label: str, one: Callable[[], Any], many: Callable[[], Any]) -> str:
+    """What batching can give at most: the model alone, one row vs 32 rows per call."""
+    timings = {}
+    for size, call in ((1, one), (32, many)):
+        call()
+        started = time.perf_counter()
+        for _ in range(20):
+            call()
+        timings[size] = (time.perf_counter() - started) / 20 * 1000
+    per_row = timings[32] / 32
+    return (
+        f"- `{label}` alone in one process, one thread: {timings[1]:.2f} ms for a 1-row call, "
+        f"{per_row:.2f} ms per row in a 32-row call: at most {timings[1] / per_row:.1f}x from "
+        "batching, before any serving overhead."
+    )
 
 
 def _combine(runs: list[dict[str, float]]) -> dict[str, float]:
