@@ -131,3 +131,29 @@ def test_a_model_batches_rows_from_many_callers_and_answers_each_its_own(server,
     logs = "".join(server.client.logs("batched", tail=400))
     sizes = [int(s) for s in re.findall(r"Batch Size: (\d+)", logs)]
     assert max(sizes) > 1
+
+
+def test_max_bytes_bounds_a_batch_and_a_larger_request_still_goes_alone(server, make_function):
+    code = (
+        "import time\n"
+        "def handler(events, context):\n"
+        "    time.sleep(0.05)\n"
+        "    return [len(events) for _ in events]\n"
+    )
+    directory = make_function("bounded", code, max_instances=1)
+    spec = directory / "mlambda.toml"
+    spec.write_text(spec.read_text() + "[function.batch]\nmax_size = 8\nmax_bytes = 40\n")
+    server.deploy(directory)
+    server.client.invoke("bounded", b"{}")
+    payload = {"pad": "x" * 10}  # 17 bytes: two fit in 40, three do not
+
+    def call(_: int) -> int:
+        response = server.http("POST", "/v1/functions/bounded/invoke", json=payload)
+        assert response.status_code == 200, response.text
+        return int(response.json())
+
+    with ThreadPoolExecutor(10) as pool:
+        sizes = list(pool.map(call, range(10)))
+    assert max(sizes) == 2
+    big = server.http("POST", "/v1/functions/bounded/invoke", json={"pad": "y" * 100})
+    assert big.status_code == 200 and big.json() == 1

@@ -139,3 +139,26 @@ def test_a_version_in_the_path_must_be_the_function_version(oip_server, tmp_path
     missing = oip_server.http("POST", "/v2/models/versioned/versions/7/infer", json=body)
     assert missing.status_code == 404
     assert "no version '7'" in missing.json()["error"]
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_a_compressed_request_is_inflated(oip_server, triton, tmp_path, algorithm):
+    path, batch, expected = build.onnx_mlp(tmp_path)
+    oip_server.deploy_path(path, name=f"zipped_{algorithm}")
+    tensor = httpclient.InferInput("input", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch)
+    result = triton.infer(
+        f"zipped_{algorithm}",
+        [tensor],
+        headers=auth(oip_server),
+        request_compression_algorithm=algorithm,
+    )
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected, rtol=1e-5)
+    garbage = oip_server.http(
+        "POST",
+        f"/v2/models/zipped_{algorithm}/infer",
+        content=b"not compressed",
+        headers={"Content-Encoding": algorithm},
+    )
+    assert garbage.status_code == 400
+    assert f"not valid {algorithm} data" in garbage.json()["error"]

@@ -433,5 +433,5 @@ def test_deploy_flags_for_bare_models_are_refused_for_a_function_directory(tmp_p
     (tmp_path / "mlambda.toml").write_text('[function]\nname = "m"\nmodel = "m.onnx"\n')
     (tmp_path / "m.onnx").write_bytes(b"onnx")
     for options in ({"framework": "onnx"}, {"trust_pickle": True}):
-        with pytest.raises(InvalidSpec, match="has its own mlambda.toml: set framework"):
+        with pytest.raises(InvalidSpec, match=r"has its own mlambda\.toml: set framework"):
             bundle.pack_path(tmp_path, **options)

@@ -11,12 +11,14 @@ ready, and its first inference request starts an instance.
 
 from __future__ import annotations
 
+import zlib
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlambda import __version__
-from mlambda.errors import FunctionError, InvalidRequest, MlambdaError
+from mlambda.errors import FunctionError, InvalidRequest, MlambdaError, PayloadTooLarge
 from mlambda.gateway.body import read_body
 from mlambda.gateway.responses import REQUEST_ID_HEADER
 from mlambda.platform import Platform
@@ -93,7 +95,10 @@ async def infer(request: Request) -> Response:
     platform = _platform(request)
     try:
         record = _model(request)
-        payload = await read_body(request, platform.settings.max_payload_bytes)
+        limit = platform.settings.max_payload_bytes
+        payload = decompress(
+            await read_body(request, limit), request.headers.get("content-encoding", ""), limit
+        )
         params = {}
         declared = request.headers.get(HEADER_LENGTH)
         if declared is not None:
@@ -111,6 +116,25 @@ async def infer(request: Request) -> Response:
     headers = {REQUEST_ID_HEADER: invocation.request_id, **invocation.headers}
     media_type = "application/octet-stream" if HEADER_LENGTH in headers else "application/json"
     return Response(invocation.body, media_type=media_type, headers=headers)
+
+
+def decompress(payload: bytes, encoding: str, limit: int) -> bytes:
+    """A body sent with Content-Encoding gzip or deflate (tritonclient's
+    request_compression_algorithm), inflated under the same size limit."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return payload
+    if encoding not in ("gzip", "deflate"):
+        raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported (gzip, deflate)")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(payload, limit + 1)
+    except zlib.error as exc:
+        raise InvalidRequest(f"the body is not valid {encoding} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"Request payload exceeds the limit of {limit} bytes once inflated")
+    return data
 
 
 def _error_of(exc: MlambdaError, request_id: str | None = None) -> JSONResponse:
