@@ -98,7 +98,7 @@ class Pool:
         # Batches a request is still filling (max_wait_ms), and a signal for new arrivals.
         self._collecting: list[list[_Item]] = []
         self._arrival = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- invoking -----------------------------------------------------------------------------
@@ -124,15 +124,32 @@ class Pool:
         instance = self._take_free_instance() or await self._wait_for_instance(item)
         if instance is None:  # another request took this one into its batch
             return await item.joined
+        if self.spec.batch is None:
+            item.dequeued(self.clock())
+            try:
+                return (await self._run(instance, [item]))[0]
+            finally:
+                self._release(instance)
+        # The batch runs on its own task: should this caller go away, the others it carries
+        # still get their answers, and the instance is released only once the call is over.
+        work = asyncio.get_running_loop().create_task(self._run_batch(instance, item))
+        self._tasks.add(work)
+        work.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(work)
+
+    async def _run_batch(self, instance: Instance, item: _Item) -> Invocation:
         batch = [item]
         try:
-            if self.spec.batch is not None:
-                await self._collect(batch)
+            await self._collect(batch)
             item.dequeued(self.clock())  # a batch's first request also waits while it fills
             results = await self._run(instance, batch)
         except BaseException as exc:
             for other in batch[1:]:
-                if not other.joined.done():
+                if other.joined.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    other.joined.cancel()
+                else:
                     other.joined.set_exception(exc)
             raise
         finally:
