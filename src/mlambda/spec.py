@@ -12,6 +12,7 @@ import msgspec
 
 from mlambda.errors import InvalidSpec
 from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
+from mlambda.runtime.loaders import preload as runtime_preload
 
 SPEC_FILE = "mlambda.toml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -104,8 +105,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     @property
     def modules_to_preload(self) -> list[str]:
         """What the runtime zygote imports: the model runtime's packages, then ``preload``."""
-        runtime = FRAMEWORKS[self.framework].preload if self.framework in FRAMEWORKS else ()
-        return list(dict.fromkeys([*runtime, *self.preload]))
+        return list(dict.fromkeys([*runtime_preload(self.framework, self.model), *self.preload]))
 
     @property
     def handler_module(self) -> str:

@@ -29,7 +29,8 @@ def test_a_cpu_quota_caps_what_an_instance_burns(server, make_function):
     capped = json.loads(server.client.invoke("capped", b'{"seconds": 1.0}'))
     free = json.loads(server.client.invoke("free", b'{"seconds": 1.0}'))
     assert capped["cpu_s"] < 0.45  # about 0.2 s of CPU in 1 s of wall time
-    assert free["cpu_s"] > 0.6
+    # Uncapped, the same loop burns clearly more, however busy the machine's other cores are.
+    assert free["cpu_s"] > capped["cpu_s"] + 0.2
 
 
 def test_thread_pools_follow_the_cpu_setting(server, make_function):

@@ -435,3 +435,14 @@ def test_deploy_flags_for_bare_models_are_refused_for_a_function_directory(tmp_p
     for options in ({"framework": "onnx"}, {"trust_pickle": True}):
         with pytest.raises(InvalidSpec, match=r"has its own mlambda\.toml: set framework"):
             bundle.pack_path(tmp_path, **options)
+
+
+def test_skops_is_preloaded_only_for_skops_files():
+    from mlambda.spec import spec_from_dict
+
+    skops_spec = spec_from_dict({"name": "a", "model": "m.skops", "framework": "sklearn"})
+    pickled = spec_from_dict(
+        {"name": "b", "model": "m.joblib", "framework": "sklearn", "trust_pickle": True}
+    )
+    assert skops_spec.modules_to_preload == ["numpy", "sklearn", "skops.io"]
+    assert pickled.modules_to_preload == ["numpy", "sklearn"]

@@ -38,7 +38,7 @@ FRAMEWORKS: dict[str, Framework] = {
             "sklearn",
             "sklearn",
             ("sklearn", "skops"),
-            ("numpy", "sklearn", "skops.io"),
+            ("numpy", "sklearn"),
             (".skops", ".joblib", ".pkl", ".pickle"),
             True,
         ),
@@ -97,6 +97,19 @@ FRAMEWORKS: dict[str, Framework] = {
 SENTENCE_TRANSFORMERS_MARKERS = ("config_sentence_transformers.json", "modules.json")
 # Formats that unpickle (run code) when loaded: only with trust_pickle = true.
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+# Imported by the runtime zygote only for models of that format: skops.io imports every
+# scikit-learn estimator (and torch, where it is installed), seconds a joblib model never needs.
+FORMAT_PRELOAD = {".skops": ("skops.io",)}
+
+
+def preload(framework: str, model: str) -> tuple[str, ...]:
+    """What the runtime zygote imports for a model of ``framework`` stored at ``model``."""
+    if framework not in FRAMEWORKS:
+        return ()
+    extra = FORMAT_PRELOAD.get(os.path.splitext(model)[1].lower(), ())
+    return FRAMEWORKS[framework].preload + extra
 
 
 def detect(path: str, is_dir: bool, files: frozenset[str] = frozenset()) -> str | None:

@@ -1,0 +1,69 @@
+"""mlambda: `mlambda serve` with the model deployed as a model function (no code).
+
+Runs from the repository's own environment (.venv, what `make install` builds), not PyPI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+NAME = "mlambda"
+PACKAGES: list[str] = []  # the repository itself: see ENVIRONMENT
+ENVIRONMENT = "repository .venv"
+SETTINGS = (
+    "zygote backend, defaults: max_instances 4, 1 thread per instance, no batching; "
+    "auth off (the peers have none); M1 from the same joblib file (trust_pickle = true)"
+)
+SCALE_TO_ZERO = True
+SOURCES = {"m1": "m1.joblib", "m2": "m2.onnx", "m3": "model"}
+# The forest's answer is its class probabilities, as the other peers return.
+PROBA = {"m1": "?proba=1", "m2": "", "m3": ""}
+
+
+def function_dir(model: str, model_path: str, keep_alive_s: float) -> Path:
+    """A function directory for the model: a link to the file and an mlambda.toml."""
+    cache = Path(os.environ.get("MLAMBDA_BENCH_CACHE", Path.home() / ".cache" / "mlambda-bench"))
+    name = model if keep_alive_s >= 60 else f"{model}_zero"
+    directory = cache / "functions" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    source = Path(model_path)
+    link = directory / SOURCES[model]
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(source)
+    (directory / "mlambda.toml").write_text(
+        f'[function]\nname = "{name}"\nmodel = "{SOURCES[model]}"\nmemory_mb = 2048\n'
+        f"keep_alive_s = {keep_alive_s}\n"
+        # The same joblib file every peer loads (the harness made it): trusted on purpose.
+        + ("trust_pickle = true\n" if model == "m1" else "")
+    )
+    return directory
+
+
+def command(python: str, model: str, model_path: str, port: int) -> list[str]:
+    data = Path(os.environ.get("MLAMBDA_BENCH_DATA", "/tmp/mlambda-bench-data")) / str(port)
+    return [
+        *(python, "-m", "mlambda", "serve", "--port", str(port), "--data-dir", str(data)),
+        *("--no-auth", "--log-level", "warning"),
+        *("--deploy", str(function_dir(model, model_path, 300))),
+        *("--deploy", str(function_dir(model, model_path, 1))),
+    ]
+
+
+def request(model: str, example: Any) -> tuple[str, dict[str, Any]]:
+    return f"/v1/functions/{model}/invoke{PROBA[model]}", {"inputs": [example]}
+
+
+def answer(model: str, body: Any) -> list[float]:
+    return list(body["outputs"][0])
+
+
+def zero_request(model: str, example: Any) -> tuple[str, dict[str, Any]]:
+    """The same model with keep_alive_s = 1: idle for a second, it is at zero instances."""
+    return f"/v1/functions/{model}_zero/invoke{PROBA[model]}", {"inputs": [example]}
+
+
+def instances(model: str, processes: list[dict[str, Any]]) -> int:
+    return sum(1 for p in processes if p["kind"] == "instance" and p["function"] == f"{model}_zero")

@@ -1,0 +1,395 @@
+"""mlambda against the peers a user would pick instead, side by side in one run.
+
+    make bench-peers          # .venv/bin/python bench/peers/run.py
+    .venv/bin/python bench/peers/run.py --peers mlambda,fastapi --models m1 --quick
+
+For every peer (bench/peers/<peer>/peer.py) and model (M1 random forest, M2 ONNX MLP, M3
+MiniLM; see common.py): its own virtual environment under ~/.cache/mlambda-bench/, the service
+started from its directory, then
+  1. cold start: process launch -> first correct answer, 5 launches (min/median/max); and for
+     a platform that scales to zero while running, request -> answer from zero;
+  2. warm latency at concurrency 1: p50/p90/p99 over 2,000 requests (wrk);
+  3. throughput and p50/p99 at concurrency 32 for 15 s (wrk, one thread);
+  4. peak RSS of the serving process tree, idle and under the concurrency-32 load.
+Every answer checked before measuring must match the model's own prediction. Results: the
+"peers" section of bench/RESULTS.md and a PNG chart per metric in bench/peers/charts/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import common  # noqa: E402
+
+PEERS = ["mlambda", "fastapi", "litserve", "bentoml", "mlserver", "rayserve"]
+MODEL_NAMES = {"m1": "M1 forest", "m2": "M2 ONNX MLP", "m3": "M3 MiniLM"}
+START_TIMEOUT_S = 240
+
+
+@dataclasses.dataclass
+class Outcome:
+    peer: str
+    model: str
+    cold: list[float] = dataclasses.field(default_factory=list)
+    from_zero: list[float] = dataclasses.field(default_factory=list)
+    warm: dict[str, float] = dataclasses.field(default_factory=dict)
+    load: dict[str, float] = dataclasses.field(default_factory=dict)
+    rss_idle_mib: float = 0.0
+    rss_load_mib: float = 0.0
+    error: str = ""
+
+
+def load_peer(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"peer_{name}", HERE / name / "peer.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- one server ---------------------------------------------------------------------------------
+
+
+class Service:
+    """One peer serving one model: started in its own session, stopped by process group."""
+
+    def __init__(self, peer: ModuleType, python: Path, model: str, path: Path, log: Path) -> None:
+        self.peer, self.python, self.model, self.path, self.log = peer, python, model, path, log
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "MODEL": self.model,
+            "MODEL_PATH": str(self.path),
+            "PORT": str(self.port),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("VIRTUAL_ENV", None)
+        argv = self.peer.command(str(self.python), self.model, str(self.path), self.port)
+        with self.log.open("ab") as log:
+            log.write(f"\n$ {' '.join(argv)}\n".encode())
+            self.process = subprocess.Popen(
+                argv,
+                cwd=HERE / self.peer.__name__.removeprefix("peer_"),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def first_answer(self, example: Any, expected: list[float]) -> float:
+        """Seconds from now until a correct answer (the process was just started)."""
+        started = time.perf_counter()
+        path, body = self.peer.request(self.model, example)
+        with httpx.Client(timeout=30) as client:
+            while time.perf_counter() - started < START_TIMEOUT_S:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"exited with {self.process.returncode}; see {self.log}")
+                try:
+                    response = client.post(self.url(path), json=body)
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                if response.status_code == 200:
+                    check(self.model, self.peer.answer(self.model, response.json()), expected)
+                    return time.perf_counter() - started
+                time.sleep(0.05)
+        raise TimeoutError(f"no answer within {START_TIMEOUT_S} s; see {self.log}")
+
+    def pids(self) -> list[int]:
+        """The serving process tree: the session we started and every descendant."""
+        assert self.process is not None
+        parents: dict[int, int] = {}
+        sessions: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+                sessions[int(entry.name)] = int(fields[3])
+        tree = {self.process.pid} | {p for p, s in sessions.items() if s == self.process.pid}
+        grew = True
+        while grew:
+            children = {p for p, parent in parents.items() if parent in tree} - tree
+            tree |= children
+            grew = bool(children)
+        return sorted(tree)
+
+    def rss_mib(self) -> float:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        pids = self.pids()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=10)
+                if sig == signal.SIGTERM:
+                    time.sleep(0.5)  # let its children go too before the next launch
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+def check(model: str, got: list[float], expected: list[float]) -> None:
+    got_array, want = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got_array.shape != want.shape or not np.allclose(got_array, want, rtol=1e-3, atol=1e-4):
+        raise AssertionError(f"{model}: wrong answer {got_array[:4]}... expected {want[:4]}...")
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str, body: dict[str, Any], connections: int, duration: int, requests: int = 0
+) -> dict[str, float]:
+    """One wrk run; with ``requests``, each connection stops after that many answers."""
+    lua = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = [==[{json.dumps(body)}]==]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    if requests:
+        lua += (
+            "local answered = 0\n"
+            "function response(status, headers, body)\n"
+            "  answered = answered + 1\n"
+            f"  if answered >= {requests} then wrk.thread:stop() end\n"
+            "end\n"
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    argv = [
+        *("wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "30s"),
+        *("-s", script.name, url),
+    ]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    latency = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)$", out, re.MULTILINE))
+    total = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(total.group(1)) if total else 0.0,
+        "p50": _ms(latency["50"]),
+        "p90": _ms(latency["90"]),
+        "p99": _ms(latency["99"]),
+        "errors": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+# -- one peer, one model ----------------------------------------------------------------------
+
+
+def measure(
+    peer: ModuleType, python: Path, model: str, path: Path, case: Any, args: argparse.Namespace
+) -> Outcome:
+    example, expected = case
+    name = peer.__name__.removeprefix("peer_")
+    outcome = Outcome(name, model)
+    log = args.logs / f"{name}-{model}.log"
+    service = Service(peer, python, model, path, log)
+    try:
+        for launch in range(args.launches):
+            service.start()
+            outcome.cold.append(service.first_answer(example, expected))
+            print(f"  {name} {model} launch {launch + 1}: {outcome.cold[-1]:.2f} s", flush=True)
+            if launch < args.launches - 1:
+                service.stop()
+        time.sleep(2)
+        outcome.rss_idle_mib = service.rss_mib()
+        route, body = peer.request(model, example)
+        url = service.url(route)
+        wrk(url, body, 4, 2)  # warm-up
+        outcome.warm = wrk(url, body, 1, 120, requests=args.requests)
+        print(f"  {name} {model} warm: {outcome.warm}", flush=True)
+        sampler = _RssSampler(service)
+        with sampler:
+            outcome.load = wrk(url, body, 32, args.duration)
+        outcome.rss_load_mib = sampler.peak
+        print(f"  {name} {model} c32: {outcome.load} peak {sampler.peak:.0f} MiB", flush=True)
+        # Still right after the load?
+        with httpx.Client(timeout=30) as client:
+            check(model, peer.answer(model, client.post(url, json=body).json()), expected)
+        if getattr(peer, "SCALE_TO_ZERO", False):
+            outcome.from_zero = from_zero(peer, service, model, example, expected, args)
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        service.stop()
+    return outcome
+
+
+def from_zero(
+    peer: ModuleType,
+    service: Service,
+    model: str,
+    example: Any,
+    expected: list[float],
+    args: argparse.Namespace,
+) -> list[float]:
+    """Request -> answer while the platform runs with no instance of the model."""
+    route, body = peer.zero_request(model, example)
+    timings = []
+    with httpx.Client(timeout=120) as client:
+        client.post(service.url(route), json=body)  # builds what a start needs
+        for _ in range(args.launches):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                rows = client.get(service.url("/v1/instances")).json()["processes"]
+                if peer.instances(model, rows) == 0:
+                    break
+                time.sleep(0.2)
+            time.sleep(0.5)  # the pre-forked spare (if any) is back in place
+            started = time.perf_counter()
+            response = client.post(service.url(route), json=body)
+            timings.append(time.perf_counter() - started)
+            check(model, peer.answer(model, response.json()), expected)
+    return timings
+
+
+class _RssSampler:
+    """Peak RSS of the serving tree while a load runs (sampled every 0.5 s)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.peak = 0.0
+        self._stop = False
+
+    def __enter__(self) -> _RssSampler:
+        import threading
+
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, self.service.rss_mib())
+            time.sleep(0.5)
+
+    def __exit__(self, *_: object) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--models", default="m1,m2,m3")
+    parser.add_argument("--launches", type=int, default=5, help="cold starts per peer and model")
+    parser.add_argument("--requests", type=int, default=2000, help="warm requests, concurrency 1")
+    parser.add_argument("--duration", type=int, default=15, help="seconds at concurrency 32")
+    parser.add_argument("--quick", action="store_true", help="2 launches, 300 requests, 5 s")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    args = parser.parse_args()
+    if args.quick:
+        args.launches, args.requests, args.duration = 2, 300, 5
+    args.logs = common.CACHE / "logs"
+    args.logs.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    print("building models", flush=True)
+    cases = common.build_models()
+    paths = common.model_paths()
+    outcomes: list[Outcome] = []
+    peers: dict[str, dict[str, Any]] = {}
+    for name in args.peers.split(","):
+        peer = load_peer(name)
+        print(f"{peer.NAME}: environment", flush=True)
+        try:
+            python = environment(name, peer, args)
+        except subprocess.CalledProcessError as exc:
+            tail = (args.logs / f"{name}-install.log").read_text()[-2000:]
+            peers[name] = {"name": peer.NAME, "error": f"install failed ({exc}):\n{tail}"}
+            continue
+        packages = ["mlambda"] if name == "mlambda" else [p.split("[")[0] for p in peer.PACKAGES]
+        packages = [re.split(r"[<>=!~ ]", p)[0] for p in packages]
+        peers[name] = {
+            "name": peer.NAME,
+            "versions": common.versions(
+                python, [*packages, "torch", "onnxruntime", "scikit-learn"]
+            ),
+            "settings": peer.SETTINGS,
+        }
+        for model in args.models.split(","):
+            print(f"{peer.NAME} {model}", flush=True)
+            outcomes.append(measure(peer, python, model, paths[model], cases[model], args))
+    minutes = (time.time() - started) / 60
+    if not args.no_write:
+        import report
+
+        report.write(outcomes, peers, args, minutes)
+
+
+def environment(name: str, peer: ModuleType, args: argparse.Namespace) -> Path:
+    if name == "mlambda":
+        return common.ROOT / ".venv" / "bin" / "python"
+    return common.venv(name, list(peer.PACKAGES), args.logs / f"{name}-install.log")
+
+
+if __name__ == "__main__":
+    main()
