@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install serve test lint clean bench bench-coldstart bench-models
+.PHONY: install serve test lint clean bench bench-coldstart bench-models bench-peers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,10 @@ bench-coldstart: install examples/fraud/model.joblib
 bench-models: install
 	@command -v wrk >/dev/null || { echo "bench-models needs wrk: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python bench/models.py
+
+## bench-peers: mlambda against BentoML, Ray Serve, LitServe, MLServer and a FastAPI app, side by
+## side (each peer in its own venv under ~/.cache/mlambda-bench; about an hour; not part of test)
+bench-peers: install
+	@command -v wrk >/dev/null || { echo "bench-peers needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/peers/run.py

@@ -78,6 +78,21 @@ def write(
         "### Peak RSS of the serving process tree, MiB: idle / under the concurrency-32 load",
         lambda o: f"{o.rss_idle_mib:.0f} / {o.rss_load_mib:.0f}" if o.load else "-",
     )
+    lines += [
+        "",
+        "RSS counts a page that forked processes share once per process, so it overstates what "
+        "a tree of forks (mlambda's zygotes, templates and instances; a multi-process server) "
+        "holds. PSS divides each shared page among the processes that share it; its sum is the "
+        "memory the tree really uses:",
+    ]
+    lines += _metric_table(
+        by,
+        names,
+        models,
+        peers,
+        "### Peak PSS of the serving process tree, MiB: idle / under the concurrency-32 load",
+        lambda o: f"{o.pss_idle_mib:.0f} / {o.pss_load_mib:.0f}" if o.load else "-",
+    )
     failures = [o for o in outcomes if o.error]
     if failures:
         lines += ["", "### Failures", ""]
@@ -103,8 +118,8 @@ def _headline(by: dict, names: list[str], models: list[str], peers: dict) -> lis
         "### Headline: mlambda against each peer (ratios; > 1 means mlambda is better)",
         "",
         "Cold start = peer's median launch-to-answer / mlambda's; warm p50 = peer's p50 / "
-        "mlambda's; throughput = mlambda's requests/s / peer's; memory = peer's peak RSS under "
-        "load / mlambda's.",
+        "mlambda's; throughput = mlambda's requests/s / peer's; memory = peer's peak PSS under "
+        "load / mlambda's (PSS: see the memory tables).",
         "",
         "| peer | model | cold start | warm p50 | throughput | memory |",
         "|---|---|---|---|---|---|",
@@ -119,7 +134,7 @@ def _headline(by: dict, names: list[str], models: list[str], peers: dict) -> lis
             cold = statistics.median(theirs.cold) / statistics.median(ours.cold)
             warm = theirs.warm["p50"] / ours.warm["p50"]
             rps = ours.load["rps"] / theirs.load["rps"]
-            memory = theirs.rss_load_mib / ours.rss_load_mib
+            memory = theirs.pss_load_mib / ours.pss_load_mib
             lines.append(
                 f"| {peers[name]['name']} | {MODEL_NAMES[model]} | {cold:.2f}x | {warm:.2f}x | "
                 f"{rps:.2f}x | {memory:.2f}x |"
@@ -200,7 +215,10 @@ def draw(by: dict, names: list[str], models: list[str], peers: dict) -> list[Pat
         ),
         "warm-p50": ("Warm latency, concurrency 1 (p50 ms)", lambda o: o.warm.get("p50")),
         "throughput": ("Throughput, concurrency 32 (requests/s)", lambda o: o.load.get("rps")),
-        "memory": ("Peak RSS under load (MiB)", lambda o: o.rss_load_mib if o.load else None),
+        "memory": (
+            "Peak PSS of the serving tree under load (MiB)",
+            lambda o: o.pss_load_mib if o.load else None,
+        ),
     }
     written = []
     width = 0.8 / max(1, len(names))

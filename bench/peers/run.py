@@ -39,8 +39,8 @@ import httpx
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+# Appended, not prepended: the peer folders (fastapi/, bentoml/...) must not shadow packages.
+sys.path += [str(HERE), str(HERE.parent)]
 
 import common  # noqa: E402
 
@@ -59,6 +59,8 @@ class Outcome:
     load: dict[str, float] = dataclasses.field(default_factory=dict)
     rss_idle_mib: float = 0.0
     rss_load_mib: float = 0.0
+    pss_idle_mib: float = 0.0
+    pss_load_mib: float = 0.0
     error: str = ""
 
 
@@ -154,12 +156,18 @@ class Service:
             grew = bool(children)
         return sorted(tree)
 
-    def rss_mib(self) -> float:
-        total = 0
+    def memory_mib(self) -> tuple[float, float]:
+        """(RSS, PSS) of the tree, MiB. RSS counts a page shared by forked processes once per
+        process; PSS divides it among them, so its sum is what the tree really holds."""
+        rss = pss = 0
         for pid in self.pids():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        return rss / 1024, pss / 1024
 
     def stop(self) -> None:
         if self.process is None:
@@ -191,23 +199,13 @@ def check(model: str, got: list[float], expected: list[float]) -> None:
 # -- load -------------------------------------------------------------------------------------
 
 
-def wrk(
-    url: str, body: dict[str, Any], connections: int, duration: int, requests: int = 0
-) -> dict[str, float]:
-    """One wrk run; with ``requests``, each connection stops after that many answers."""
+def wrk(url: str, body: dict[str, Any], connections: int, duration: int) -> dict[str, float]:
+    """One wrk run: POST the same JSON body on ``connections`` connections for ``duration`` s."""
     lua = (
         'wrk.method = "POST"\n'
         f"wrk.body = [==[{json.dumps(body)}]==]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
-    if requests:
-        lua += (
-            "local answered = 0\n"
-            "function response(status, headers, body)\n"
-            "  answered = answered + 1\n"
-            f"  if answered >= {requests} then wrk.thread:stop() end\n"
-            "end\n"
-        )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     argv = [
@@ -218,7 +216,9 @@ def wrk(
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
-    latency = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)\s*$", out, re.MULTILINE))
+    if len(latency) < 3:
+        raise RuntimeError(f"wrk gave no latency distribution:\n{out}")
     total = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
@@ -257,21 +257,25 @@ def measure(
             if launch < args.launches - 1:
                 service.stop()
         time.sleep(2)
-        outcome.rss_idle_mib = service.rss_mib()
+        outcome.rss_idle_mib, outcome.pss_idle_mib = service.memory_mib()
         route, body = peer.request(model, example)
         url = service.url(route)
         wrk(url, body, 4, 2)  # warm-up
-        outcome.warm = wrk(url, body, 1, 120, requests=args.requests)
+        # wrk runs for a duration: one sized from a short run to give about --requests answers.
+        pace = wrk(url, body, 1, 2)["rps"]
+        seconds = max(2, min(120, round(args.requests / max(pace, 0.1))))
+        outcome.warm = wrk(url, body, 1, seconds)
         print(f"  {name} {model} warm: {outcome.warm}", flush=True)
         sampler = _RssSampler(service)
         with sampler:
             outcome.load = wrk(url, body, 32, args.duration)
-        outcome.rss_load_mib = sampler.peak
+        outcome.rss_load_mib, outcome.pss_load_mib = sampler.peak, sampler.peak_pss
         print(f"  {name} {model} c32: {outcome.load} peak {sampler.peak:.0f} MiB", flush=True)
         # Still right after the load?
         with httpx.Client(timeout=30) as client:
             check(model, peer.answer(model, client.post(url, json=body).json()), expected)
         if getattr(peer, "SCALE_TO_ZERO", False):
+            peer.prepare_zero(service.url(""), model, str(path))
             outcome.from_zero = from_zero(peer, service, model, example, expected, args)
     except Exception as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
@@ -315,6 +319,7 @@ class _RssSampler:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.peak = 0.0
+        self.peak_pss = 0.0
         self._stop = False
 
     def __enter__(self) -> _RssSampler:
@@ -326,7 +331,8 @@ class _RssSampler:
 
     def _run(self) -> None:
         while not self._stop:
-            self.peak = max(self.peak, self.service.rss_mib())
+            rss, pss = self.service.memory_mib()
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.5)
 
     def __exit__(self, *_: object) -> None:

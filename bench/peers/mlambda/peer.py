@@ -35,9 +35,8 @@ def function_dir(model: str, model_path: str, keep_alive_s: float) -> Path:
     link.symlink_to(source)
     (directory / "mlambda.toml").write_text(
         f'[function]\nname = "{name}"\nmodel = "{SOURCES[model]}"\nmemory_mb = 2048\n'
-        f"keep_alive_s = {keep_alive_s}\n"
+        f"keep_alive_s = {keep_alive_s}\n" + ("trust_pickle = true\n" if model == "m1" else "")
         # The same joblib file every peer loads (the harness made it): trusted on purpose.
-        + ("trust_pickle = true\n" if model == "m1" else "")
     )
     return directory
 
@@ -48,8 +47,19 @@ def command(python: str, model: str, model_path: str, port: int) -> list[str]:
         *(python, "-m", "mlambda", "serve", "--port", str(port), "--data-dir", str(data)),
         *("--no-auth", "--log-level", "warning"),
         *("--deploy", str(function_dir(model, model_path, 300))),
-        *("--deploy", str(function_dir(model, model_path, 1))),
     ]
+
+
+def prepare_zero(url: str, model: str, model_path: str) -> None:
+    """Deploy the same model with keep_alive_s = 1, for the scale-from-zero measurement."""
+    from mlambda import bundle
+    from mlambda.client import Client
+
+    client = Client(url, None)
+    try:
+        client.deploy(f"{model}_zero", bundle.pack(function_dir(model, model_path, 1)))
+    finally:
+        client.close()
 
 
 def request(model: str, example: Any) -> tuple[str, dict[str, Any]]:
