@@ -84,8 +84,17 @@ def free_port() -> int:
 class Service:
     """One peer serving one model: started in its own session, stopped by process group."""
 
-    def __init__(self, peer: ModuleType, python: Path, model: str, path: Path, log: Path) -> None:
+    def __init__(
+        self,
+        peer: ModuleType,
+        python: Path,
+        model: str,
+        path: Path,
+        log: Path,
+        command: Any = None,
+    ) -> None:
         self.peer, self.python, self.model, self.path, self.log = peer, python, model, path, log
+        self.command = command or peer.command
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -101,7 +110,7 @@ class Service:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("VIRTUAL_ENV", None)
-        argv = self.peer.command(str(self.python), self.model, str(self.path), self.port)
+        argv = self.command(str(self.python), self.model, str(self.path), self.port)
         with self.log.open("ab") as log:
             log.write(f"\n$ {' '.join(argv)}\n".encode())
             self.process = subprocess.Popen(
@@ -274,9 +283,12 @@ def measure(
         # Still right after the load?
         with httpx.Client(timeout=30) as client:
             check(model, peer.answer(model, client.post(url, json=body).json()), expected)
-        if getattr(peer, "SCALE_TO_ZERO", False):
+        if hasattr(peer, "prepare_zero"):
             peer.prepare_zero(service.url(""), model, str(path))
             outcome.from_zero = from_zero(peer, service, model, example, expected, args)
+        elif hasattr(peer, "command_scale_to_zero"):
+            service.stop()
+            outcome.from_zero = replica_from_zero(peer, python, model, path, case, args)
     except Exception as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
@@ -311,6 +323,44 @@ def from_zero(
             timings.append(time.perf_counter() - started)
             check(model, peer.answer(model, response.json()), expected)
     return timings
+
+
+def replica_from_zero(
+    peer: ModuleType, python: Path, model: str, path: Path, case: Any, args: argparse.Namespace
+) -> list[float]:
+    """A peer started with its scale-to-zero settings: once its last replica has stopped
+    (no process named ZERO_MARKER left), request -> answer."""
+    example, expected = case
+    name = peer.__name__.removeprefix("peer_")
+    log = args.logs / f"{name}-{model}-zero.log"
+    service = Service(peer, python, model, path, log, peer.command_scale_to_zero)
+    route, body = peer.request(model, example)
+    timings = []
+    try:
+        service.start()
+        service.first_answer(example, expected)
+        with httpx.Client(timeout=300) as client:
+            for _ in range(args.zero_samples):
+                deadline = time.monotonic() + 300
+                while any(peer.ZERO_MARKER in _cmdline(p) for p in service.pids()):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the replica never stopped")
+                    time.sleep(1)
+                time.sleep(2)
+                started = time.perf_counter()
+                response = client.post(service.url(route), json=body)
+                timings.append(time.perf_counter() - started)
+                check(model, peer.answer(model, response.json()), expected)
+                print(f"  {name} {model} from zero: {timings[-1]:.2f} s", flush=True)
+    finally:
+        service.stop()
+    return timings
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
 
 
 class _RssSampler:
@@ -350,6 +400,12 @@ def main() -> None:
     parser.add_argument("--launches", type=int, default=5, help="cold starts per peer and model")
     parser.add_argument("--requests", type=int, default=2000, help="warm requests, concurrency 1")
     parser.add_argument("--duration", type=int, default=15, help="seconds at concurrency 32")
+    parser.add_argument(
+        "--zero-samples",
+        type=int,
+        default=2,
+        help="scale-from-zero samples of a peer that needs a minute to go back to zero (Ray Serve)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 launches, 300 requests, 5 s")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args()
@@ -373,7 +429,7 @@ def main() -> None:
             peers[name] = {"name": peer.NAME, "error": f"install failed ({exc}):\n{tail}"}
             continue
         packages = ["mlambda"] if name == "mlambda" else [p.split("[")[0] for p in peer.PACKAGES]
-        packages = [re.split(r"[<>=!~ ]", p)[0] for p in packages]
+        packages = [re.split(r"[<>=!~ \[]", p)[0] for p in packages]
         peers[name] = {
             "name": peer.NAME,
             "versions": common.versions(

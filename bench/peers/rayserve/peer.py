@@ -1,4 +1,14 @@
-"""Ray Serve: a ``@serve.deployment`` class (app.py) behind Serve's HTTP proxy on 127.0.0.1."""
+"""Ray Serve: a ``@serve.deployment`` class (app.py) behind Serve's HTTP proxy on 127.0.0.1.
+
+app.py starts a private local Ray node (``ray.init(address="local")``, no dashboard), so parallel
+servers never share a cluster; killing the process group takes the raylet and GCS with it.
+
+Scale to zero (``command_scale_to_zero``): the deployment starts with no replica and goes back to
+none after about 40 s without requests (look_back_period_s 30 s default + downscale_delay_s 10 s);
+the controller logs "Downscaling ... from 1 to 0 replicas", and no ``ray::ServeReplica`` process
+is left in the session. A request from zero waits for the handle's metrics push (every 10 s by
+default, RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S) plus the replica's start.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,8 @@ SETTINGS = (
     "max_ongoing_requests=5 (default), local Ray node without dashboard"
 )
 SCALE_TO_ZERO = True
+# A process whose command line has this is a running replica: none left means zero replicas.
+ZERO_MARKER = "ServeReplica"
 
 
 def command(python: str, model: str, model_path: str, port: int) -> list[str]:
