@@ -53,6 +53,6 @@ bench-models: install
 ## bench-peers: mlambda against BentoML, Ray Serve, LitServe, MLServer and a FastAPI app, side by
 ## side (each peer in its own venv under ~/.cache/mlambda-bench; about an hour; not part of test)
 bench-peers: install
-	@command -v wrk >/dev/null || { echo "bench-peers needs wrk: apt-get install -y wrk"; exit 1; }
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-peers needs wrk"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/peers/run.py

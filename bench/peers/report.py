@@ -52,7 +52,8 @@ def write(
         names,
         models,
         peers,
-        f"### Warm latency at concurrency 1 ({args.requests} requests), ms: p50 / p90 / p99",
+        f"### Warm latency at concurrency 1 (about {args.requests} requests: one wrk run sized "
+        "from a 2 s run), ms: p50 / p90 / p99",
         lambda o: (
             f"{o.warm['p50']:.2f} / {o.warm['p90']:.2f} / {o.warm['p99']:.2f}" if o.warm else "-"
         ),

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import re
 import signal
@@ -272,7 +273,7 @@ def measure(
         wrk(url, body, 4, 2)  # warm-up
         # wrk runs for a duration: one sized from a short run to give about --requests answers.
         pace = wrk(url, body, 1, 2)["rps"]
-        seconds = max(2, min(120, round(args.requests / max(pace, 0.1))))
+        seconds = max(2, min(120, math.ceil(1.1 * args.requests / max(pace, 0.1))))
         outcome.warm = wrk(url, body, 1, seconds)
         print(f"  {name} {model} warm: {outcome.warm}", flush=True)
         sampler = _RssSampler(service)
