@@ -146,23 +146,16 @@ def _headline(by: dict, names: list[str], models: list[str], peers: dict) -> lis
 def _cold(
     by: dict, names: list[str], models: list[str], peers: dict, args: argparse.Namespace
 ) -> list[str]:
-    lines = [
-        "",
+    def cell(o: Any) -> str:
+        if o is None or not o.cold:
+            return "failed" if o is not None and o.error else "-"
+        return f"{statistics.median(o.cold):.2f} ({min(o.cold):.2f}-{max(o.cold):.2f})"
+
+    title = (
         f"### Cold start: process launch to first correct answer, s ({args.launches} launches: "
-        "median, min-max)",
-        "",
-        "| model | " + " | ".join(peers[n]["name"] for n in names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for model in models:
-        cells = []
-        for name in names:
-            o = by.get((name, model))
-            if o is None or not o.cold:
-                cells.append("failed" if o is not None and o.error else "-")
-                continue
-            cells.append(f"{statistics.median(o.cold):.2f} ({min(o.cold):.2f}-{max(o.cold):.2f})")
-        lines.append(f"| {MODEL_NAMES[model]} | " + " | ".join(cells) + " |")
+        "median, min-max)"
+    )
+    lines = _table(by, names, models, peers, title, cell)
     zero = [
         (n, m, by[(n, m)]) for n in names for m in models if (n, m) in by and by[(n, m)].from_zero
     ]
@@ -185,6 +178,21 @@ def _cold(
 def _metric_table(
     by: dict, names: list[str], models: list[str], peers: dict, title: str, cell: Any
 ) -> list[str]:
+    """A table of a measured metric; a peer whose load never ran shows "failed"."""
+    return _table(
+        by,
+        names,
+        models,
+        peers,
+        title,
+        lambda o: "failed" if o is None or (o.error and not o.load) else cell(o),
+    )
+
+
+def _table(
+    by: dict, names: list[str], models: list[str], peers: dict, title: str, cell: Any
+) -> list[str]:
+    """A model-by-peer table; ``cell`` turns a peer's outcome (or None) into its text."""
     lines = [
         "",
         title,
@@ -193,10 +201,7 @@ def _metric_table(
         "|---|" + "---|" * len(names),
     ]
     for model in models:
-        cells = []
-        for name in names:
-            o = by.get((name, model))
-            cells.append("failed" if o is None or (o.error and not o.load) else cell(o))
+        cells = [cell(by.get((name, model))) for name in names]
         lines.append(f"| {MODEL_NAMES[model]} | " + " | ".join(cells) + " |")
     return lines
 

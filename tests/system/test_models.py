@@ -96,12 +96,7 @@ def test_proba_and_instances_for_a_classifier(models_server, tmp_path):
 
 def test_a_pickle_is_refused_unless_trusted(models_server, tmp_path):
     path, batch, (labels, _) = build.sklearn_forest(tmp_path, pickle=True)
-    refused = models_server.http(
-        "PUT",
-        "/v1/functions/pickled",
-        content=_archive(path),
-        headers={"Content-Type": "application/gzip"},
-    )
+    refused = _put(models_server, "pickled", _archive(path))
     assert refused.status_code == 400
     message = refused.json()["errorMessage"]
     assert "run arbitrary code" in message and "trust_pickle = true" in message
@@ -190,24 +185,24 @@ def test_deploy_errors_name_the_field(models_server, tmp_path):
     directory.mkdir()
     (directory / "weights.bin").write_bytes(b"\0" * 16)
     (directory / "mlambda.toml").write_text('[function]\nname = "broken"\nmodel = "weights.bin"\n')
-    response = models_server.http(
-        "PUT",
-        "/v1/functions/broken",
-        content=_pack(directory),
-        headers={"Content-Type": "application/gzip"},
-    )
+    response = _put(models_server, "broken", _pack(directory))
     assert response.status_code == 400
     assert "cannot tell the framework of 'weights.bin'" in response.json()["errorMessage"]
 
     (directory / "mlambda.toml").write_text('[function]\nname = "broken"\nmodel = "missing.onnx"\n')
-    response = models_server.http(
-        "PUT",
-        "/v1/functions/broken",
-        content=_pack(directory),
-        headers={"Content-Type": "application/gzip"},
-    )
+    response = _put(models_server, "broken", _pack(directory))
     assert response.status_code == 400
     assert "'missing.onnx' is not in the bundle" in response.json()["errorMessage"]
+
+
+def _put(server: Server, name: str, archive: bytes) -> Any:
+    """Deploy a bundle as the HTTP API takes it, to see the server's own answer."""
+    return server.http(
+        "PUT",
+        f"/v1/functions/{name}",
+        content=archive,
+        headers={"Content-Type": "application/gzip"},
+    )
 
 
 def _pack(directory: Path) -> bytes:
