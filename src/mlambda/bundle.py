@@ -7,18 +7,19 @@ always give the same bytes and the same sha256: deploying unchanged code is then
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import gzip
 import io
 import os
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 from pathlib import Path
 
 import msgspec
 
+from mlambda import unpacking
 from mlambda.errors import InvalidSpec
 from mlambda.runtime.loaders import FRAMEWORKS, detect
 from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
@@ -124,18 +125,20 @@ def _files(directory: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_spec(archive: bytes, *, name: str | None = None) -> FunctionSpec:
-    """Validate an uploaded bundle and return its spec (``name`` overrides function.name)."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers()}
-            member = members.get(SPEC_FILE)
-            extracted = tar.extractfile(member) if member else None
-            if extracted is None:
-                raise InvalidSpec(f"bundle has no {SPEC_FILE} at its root")
-            text = extracted.read().decode("utf-8", errors="replace")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InvalidSpec(f"bundle is not a gzip'd tar archive: {exc}") from None
+def read_spec(
+    archive: bytes, *, name: str | None = None, limits: unpacking.Limits | None = None
+) -> FunctionSpec:
+    """Validate an uploaded bundle and return its spec (``name`` overrides function.name).
+    Every member is checked and counted against ``limits`` (see ``archive``) on the way."""
+    text, members = None, {}
+    for member, content in unpacking.members(
+        archive, limits or unpacking.Limits(), read=lambda n: n == SPEC_FILE
+    ):
+        members[member.name] = member
+        if content is not None:
+            text = content.decode("utf-8", errors="replace")
+    if text is None:
+        raise InvalidSpec(f"bundle has no {SPEC_FILE} at its root")
     spec = parse_spec(text, name=name)
     if spec.is_model:
         return _check_model(spec, members)
@@ -182,26 +185,31 @@ def _check_handler_module(spec: FunctionSpec, names: set[str]) -> None:
     )
 
 
-def unpack(archive: bytes, target: Path) -> Path:
-    """Extract into ``target`` atomically; files become read-only, as Lambda's task root is."""
-    if target.is_dir():
-        return target
+def unpack(archive: bytes, target: Path, limits: unpacking.Limits | None = None) -> Path:
+    """Extract into ``target`` atomically; files become read-only, as Lambda's task root is,
+    and readable (with their directories) by the function's own uid."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            # The "data" filter refuses absolute paths, '..', devices and links out of the tree.
-            tar.extractall(staging, filter="data")
-        for path in staging.rglob("*"):
-            if path.is_file():
-                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        unpacking.extract(archive, staging, limits or unpacking.Limits())
+        inner = [p for p in staging.rglob("*") if p.is_dir() and not p.is_symlink()]
+        for directory in [staging, *inner]:
+            directory.chmod(0o555)
         staging.rename(target)
     except OSError:
         if target.is_dir():  # another deploy of the same digest won the race
-            shutil.rmtree(staging, ignore_errors=True)
             return target
         raise
     finally:
         if staging.exists():
+            make_removable(staging)
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def make_removable(tree: Path) -> None:
+    """Give the owner write access back to a read-only tree, so it can be deleted."""
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.chmod(0o755 if path.is_dir() else 0o644)

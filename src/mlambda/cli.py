@@ -27,6 +27,14 @@ SERVE_FIELDS = (
     "memory_limits",
     "zygote_memory_mb",
     "prefork_spare",
+    "max_unpacked_bytes",
+    "max_bundle_files",
+    "max_bundle_ratio",
+    "sandbox",
+    "sandbox_uids",
+    "sandbox_paths",
+    "instance_pids_max",
+    "instance_nofile",
 )
 CLIENT_FIELDS = ("url", "data_dir")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -84,6 +92,8 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
         )
         server = uvicorn.Server(config)
         _banner(settings, deployed or [r.name for r in platform.registry.list()])
+        for warning in platform.sandboxing.report.warnings():
+            print(f"WARNING: {warning}", file=sys.stderr, flush=True)
         await server.serve()
         return 0 if server.started else 1
     finally:
@@ -298,6 +308,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep one instance of each template forked ahead of need (default on)",
     )
     serve.add_argument(
+        "--max-unpacked-bytes", type=int, help="what a bundle may unpack to (default 4 GiB)"
+    )
+    serve.add_argument("--max-bundle-files", type=int, help="files in a bundle (default 20000)")
+    serve.add_argument(
+        "--max-bundle-ratio",
+        type=int,
+        help="unpacked/compressed size past which a bundle is a bomb (default 200)",
+    )
+    serve.add_argument(
+        "--sandbox",
+        choices=["auto", "require", "off"],
+        help="isolate instances as far as this machine allows (auto, default), refuse to start "
+        "without full isolation (require), or not at all (off: debugging only)",
+    )
+    serve.add_argument(
+        "--sandbox-uids",
+        metavar="FIRST-LAST",
+        help="uids given one per function when serve runs as root (default 100000-199999)",
+    )
+    serve.add_argument(
+        "--sandbox-paths",
+        metavar="PATH[:PATH...]",
+        help="extra host paths instances may read, beside the system's and Python's own",
+    )
+    serve.add_argument(
+        "--instance-pids-max", type=int, help="processes and threads per instance (default 1024)"
+    )
+    serve.add_argument("--instance-nofile", type=int, help="open files per instance (default 1024)")
+    serve.add_argument(
         "--deploy",
         action="append",
         metavar="DIR",
@@ -379,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.MlambdaError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

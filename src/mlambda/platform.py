@@ -11,11 +11,13 @@ import secrets
 import time
 from pathlib import Path
 
-from mlambda import bundle
+from mlambda import bundle, unpacking
 from mlambda.backends.base import Backend
 from mlambda.backends.limits import ResourceLimits
 from mlambda.backends.local import LocalBackend
+from mlambda.backends.sandbox import make_sandboxing
 from mlambda.backends.zygotes import ZygoteBackend
+from mlambda.cache import BundleCache
 from mlambda.errors import FunctionNotFound, InvalidSpec
 from mlambda.observe.logs import LogSink
 from mlambda.observe.memory import memory_kb
@@ -46,31 +48,44 @@ class Platform:
     ) -> None:
         self.settings = settings
         # Absolute: instances get paths under it and run with another working directory.
-        data = Path(settings.data_dir).resolve()
+        data = self.data_dir = Path(settings.data_dir).resolve()
+        # What the platform writes from now on is its own to read (the keys, the registry...).
+        os.umask(0o077)
         data.mkdir(parents=True, exist_ok=True)
         self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
         self.registry = Registry.sqlite(data / "registry.db")
         self.store = store or LocalStore(data / "artifacts")
-        self.limits = ResourceLimits(settings.memory_limits)
+        self.limits = ResourceLimits(settings.memory_limits, pids_max=settings.instance_pids_max)
+        self.sandboxing = make_sandboxing(settings, data, self.limits)
+        secure_data_dir(data, traversable=self.sandboxing.needs_traversal)
         self.backend = backend or make_backend(settings, self.limits)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
         self.observer = PlatformObserver(self.logs, self.metrics)
-        self.router = Router(self.registry, self.store, data / "cache", self._make_pool)
+        self.unpack_limits = unpacking.Limits(
+            settings.max_unpacked_bytes, settings.max_bundle_files, settings.max_bundle_ratio
+        )
+        cache = BundleCache(data / "cache", self.store, self.unpack_limits)
+        self.router = Router(self.registry, cache, self._make_pool, retire=self._collect)
         self.started_at = time.time()
         self._started = False
         self._stopped = False
         self._warming: asyncio.Task[None] | None = None
 
     def _make_pool(self, record: FunctionRecord, task_root: str) -> Pool:
+        refusal = self.sandboxing.refusal(record.spec)
+        if refusal:
+            raise InvalidSpec(refusal)
+        uid = self.registry.uid(record.name, self.sandboxing.uids)
         return Pool(
             record,
             task_root,
             self.backend,
             observer=self.observer,
-            base_env=dict(self.settings.instance_env),
+            base_env={**dict(self.settings.instance_env), **self.sandboxing.environment()},
             max_response_bytes=self.settings.max_payload_bytes,
             limits=self.limits,
+            sandbox=self.sandboxing.config_for(record.spec, uid, task_root),
         )
 
     async def start(self) -> None:
@@ -79,6 +94,8 @@ class Platform:
         if self._started:
             return
         self._started = True
+        # Trees of bundles no function uses (a crash, a removal while stopped) go.
+        await asyncio.to_thread(self.router.cache.collect, self.registry.digests_in_use())
         for record in self.registry.list():
             if record.spec.min_instances > 0:
                 with contextlib.suppress(Exception):
@@ -109,10 +126,16 @@ class Platform:
     # -- operations the gateway and CLI expose ----------------------------------------------
 
     async def deploy(self, archive: bytes, name: str | None = None) -> tuple[FunctionRecord, bool]:
-        """Store a bundle and make it the function's $LATEST; (record, changed)."""
-        spec = bundle.read_spec(archive, name=name)
+        """Store a bundle and make it the function's $LATEST; (record, changed). Reading,
+        hashing and unpacking run off the event loop: a deploy never delays an invocation."""
+        spec = await asyncio.to_thread(
+            bundle.read_spec, archive, name=name, limits=self.unpack_limits
+        )
         check_runtime_installed(spec)
-        digest = digest_of(archive)
+        refusal = self.sandboxing.refusal(spec)
+        if refusal:
+            raise InvalidSpec(refusal)
+        digest = await asyncio.to_thread(digest_of, archive)
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
         await asyncio.to_thread(self._store_and_unpack, archive, digest)
@@ -175,7 +198,7 @@ class Platform:
         """Drop an artifact and its unpacked copy once no function refers to it."""
         if digest not in self.registry.digests_in_use():
             self.store.delete(digest)
-            self.router.forget_cache(digest)
+            self.router.cache.forget(digest)
 
     def processes(self) -> list[dict[str, object]]:
         """Every process the platform runs: zygotes, templates and instances, with memory."""
@@ -251,6 +274,24 @@ def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Ba
             limits=limits,
         )
     raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
+
+
+def secure_data_dir(data: Path, traversable: bool = False) -> None:
+    """The data dir 0700 and what is in it 0600, whoever made them; unpacked bundles stay
+    readable (the sandbox binds them). ``traversable`` (0711): instances that run under their
+    own uid without a private root must reach their bundle by its path."""
+    data.chmod(0o711 if traversable else 0o700)
+    for root, dirs, files in os.walk(data):
+        here = Path(root)
+        if here == data / "cache" or (data / "cache") in here.parents:
+            dirs[:] = []
+            continue
+        for name in dirs:
+            (here / name).chmod(0o711 if traversable and name == "cache" else 0o700)
+        for name in files:
+            path = here / name
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 def load_or_create_key(path: Path) -> str:

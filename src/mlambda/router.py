@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import difflib
-import shutil
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mlambda import bundle
-from mlambda.errors import FunctionNotFound, InvalidSpec
+from mlambda.cache import BundleCache
+from mlambda.errors import FunctionNotFound
 from mlambda.pool.pool import Pool
 from mlambda.registry import FunctionRecord, Registry
-from mlambda.store.base import ArtifactStore
 
 PoolFactory = Callable[[FunctionRecord, str], Pool]
 
 
 class Router:
     def __init__(
-        self, registry: Registry, store: ArtifactStore, cache_dir: Path, make_pool: PoolFactory
+        self,
+        registry: Registry,
+        cache: BundleCache,
+        make_pool: PoolFactory,
+        retire: Callable[[str], None] = lambda digest: None,
     ) -> None:
         self.registry = registry
-        self.store = store
-        self.cache_dir = Path(cache_dir)
+        self.cache = cache
         self.make_pool = make_pool
+        # Called with a replaced version's digest once its pool has drained.
+        self.retire = retire
         self.pools: dict[str, Pool] = {}
         self._creating: dict[str, asyncio.Task[Pool]] = {}
         self._draining: set[asyncio.Task[None]] = set()
@@ -50,16 +51,10 @@ class Router:
         pool.start()
         return pool
 
-    def task_root(self, digest: str) -> Path:
-        return self.cache_dir / digest.replace(":", "-")
-
     def prepare(self, digest: str) -> Path:
-        """Verify the artifact (never run corrupted code) and unpack it once into the cache."""
-        archive = self.store.get(digest)
-        try:
-            return bundle.unpack(archive, self.task_root(digest))
-        except (tarfile.TarError, ValueError) as exc:
-            raise InvalidSpec(f"bundle cannot be unpacked safely: {exc}") from None
+        """The function's unpacked tree, checked against the artifact's manifest (never run
+        corrupted or altered code)."""
+        return self.cache.prepare(digest)
 
     async def replace(self, record: FunctionRecord) -> None:
         """A new $LATEST: new requests go to a new pool; the old one drains in the background."""
@@ -76,17 +71,13 @@ class Router:
             await pool.close()
 
     def _drain(self, pool: Pool) -> None:
-        task = asyncio.get_running_loop().create_task(pool.drain())
+        async def drain() -> None:
+            await pool.drain()
+            self.retire(pool.record.digest)
+
+        task = asyncio.get_running_loop().create_task(drain())
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
-
-    def forget_cache(self, digest: str) -> None:
-        root = self.task_root(digest)
-        if root.exists():
-            for path in [root, *root.rglob("*")]:
-                with contextlib.suppress(OSError):
-                    path.chmod(0o755 if path.is_dir() else 0o644)
-            shutil.rmtree(root, ignore_errors=True)
 
     async def close(self) -> None:
         for creating in list(self._creating.values()):

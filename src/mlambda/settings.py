@@ -44,6 +44,11 @@ class Settings:
     max_payload_bytes: int = 6 * 1024 * 1024
     # A bundle carries model files, so it may be far larger than an invoke payload.
     max_bundle_bytes: int = 512 * 1024 * 1024
+    # What a bundle may unpack to: bytes, members, and times its compressed size (past 16 MiB),
+    # checked while it is read, so an archive bomb is refused before it is inflated.
+    max_unpacked_bytes: int = 4 * 1024 * 1024 * 1024
+    max_bundle_files: int = 20_000
+    max_bundle_ratio: int = 200
     # Log lines kept per function before the oldest file is rotated away.
     max_log_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
@@ -59,6 +64,17 @@ class Settings:
     # Keep one instance of each template forked ahead of need, so that a cold start costs a
     # dispatch instead of a fork (its cost: a process that shares nearly all of its memory).
     prefork_spare: bool = True
+    # Instance isolation: "auto" (as far as this machine allows, saying what it cannot),
+    # "require" (refuse to start without all of it) or "off" (debugging only).
+    sandbox: str = "auto"
+    # Uids (and gids) handed out one per function when serve runs as root; none of them may
+    # belong to a real user of the machine.
+    sandbox_uids: str = "100000-199999"
+    # Extra host paths instances may read (':'-separated), beside the system and Python's own.
+    sandbox_paths: str = ""
+    # Processes and threads one instance may have (a fork bomb stops there), and open files.
+    instance_pids_max: int = 1024
+    instance_nofile: int = 1024
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -18,6 +18,7 @@ SPEC_FILE = "mlambda.toml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 MODULE_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+NETWORKS = ("any", "none")
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
@@ -67,6 +68,11 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made); native
     # thread pools (OpenMP, BLAS, torch) are sized to it. Unset: no quota, one thread each.
     cpu: float | None = None
+    # Each instance's private /tmp (Lambda's ephemeral storage), in MB: a tmpfs, so what is
+    # written there also counts against memory_mb.
+    ephemeral_storage_mb: int = 512
+    # What an instance may reach: "any" network, or "none" (loopback only, its own namespace).
+    network: str = "any"
     # A handler running longer than this is killed and the caller gets a timeout error.
     timeout_s: float = 30.0
     # Module-level init (loading the model) may take longer than one invocation.
@@ -122,6 +128,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 _FIELDS = FunctionSpec.__struct_fields__
 _RANGES: dict[str, tuple[float, float]] = {
     "memory_mb": (64, 32768),
+    "ephemeral_storage_mb": (16, 10240),
     "cpu": (0.05, 256),
     "timeout_s": (0.001, 900),
     "init_timeout_s": (0.001, 900),
@@ -220,6 +227,13 @@ def _check(spec: FunctionSpec, source: str) -> None:
                     f"{source}: function.batch.{field} must be between {low:g} and {high:g}, "
                     f"got {value!r}"
                 )
+    if spec.network not in NETWORKS:
+        close = difflib.get_close_matches(spec.network, NETWORKS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidSpec(
+            f"{source}: function.network must be one of {', '.join(NETWORKS)}, "
+            f"got {spec.network!r}{hint}"
+        )
     if spec.min_instances > spec.max_instances:
         raise InvalidSpec(
             f"{source}: function.min_instances ({spec.min_instances}) must not exceed "

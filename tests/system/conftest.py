@@ -30,13 +30,17 @@ def free_port() -> int:
 class Server:
     """A running `mlambda serve`; ``client`` talks to it with the admin key."""
 
-    def __init__(self, data_dir: Path, *extra: str, cwd: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *extra: str, cwd: Path | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir_arg = data_dir  # as given to --data-dir: may be relative to cwd
         self.cwd = cwd
         self.data_dir = cwd / data_dir if cwd is not None else data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra = extra
+        # A command that runs serve (as another user, in a namespace...): it execs its arguments.
+        self.prefix = prefix
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
 
@@ -45,6 +49,7 @@ class Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
+                    *self.prefix,
                     *(sys.executable, "-m", "mlambda", "serve", "--port", str(self.port)),
                     *("--data-dir", str(self.data_dir_arg), "--log-level", "warning", *self.extra),
                 ],

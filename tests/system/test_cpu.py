@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlambda.backends.limits import find_cpu_cgroup
+from mlambda.backends.cgroups import find_cpu_cgroup
 
 SPIN = """
     import os, time

@@ -157,7 +157,7 @@ def _gone(pid: int, within: float) -> bool:
             with open(f"/proc/{pid}/stat") as stat:
                 if stat.read().split(")")[-1].split()[0] in ("Z", "X"):
                     return True
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # it went while we looked
             return True
         time.sleep(0.05)
     return False

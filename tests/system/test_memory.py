@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlambda.backends.limits import find_memory_cgroup
+from mlambda.backends.cgroups import find_memory_cgroup
 from tests.system.conftest import BACKENDS, Server
 
 HOG = """

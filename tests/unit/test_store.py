@@ -132,13 +132,13 @@ def test_local_store_keeps_artifacts_under_their_digest(tmp_path):
     assert path.read_bytes() == DATA
 
 
-def test_local_store_files_are_read_only_and_no_temporary_files_remain(tmp_path):
+def test_local_store_files_are_read_only_to_the_platform_and_no_temporary_files_remain(tmp_path):
     store = LocalStore(tmp_path)
     store.put(DATA)
     store.put(DATA)
     files = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert len(files) == 1
-    assert stat.S_IMODE(files[0].stat().st_mode) == 0o444
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o400
 
 
 def test_local_store_artifacts_outlive_the_store_object(tmp_path):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mlambda.backends.limits import Guard
+from mlambda.runtime import protocol
 from mlambda.spec import FunctionSpec
 
 
@@ -35,6 +36,8 @@ class StartRequest:
     max_response_bytes: int = 6 * 1024 * 1024
     # Where output of the function's own processes goes (init output of a template...).
     log: Callable[[str], None] = _discard
+    # How the function's processes are confined (None: not at all).
+    sandbox: protocol.Sandbox | None = None
 
     @property
     def fork_template(self) -> bool:

@@ -35,6 +35,8 @@ class ForkServerHandle:
         # A template's instance forked ahead of need, waiting for its Configure.
         self.spare: ForkedProcess | None = None
         self.spare_pending = False
+        # A template's own limits: released (what init left running is killed) on close.
+        self.guard: Guard | None = None
         self.closed = False
         self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -51,7 +53,11 @@ class ForkServerHandle:
         if not data:
             self._lost()
             return
-        message = protocol.decode(data)
+        try:
+            message = protocol.decode(data)
+        except protocol.ProtocolError:
+            self._lost()  # not our protocol: the server is broken (or not ours): drop it
+            return
         if isinstance(message, protocol.Exited):
             self.exit_future(message.pid).set_result(message.status)
         elif self._replies:
@@ -77,6 +83,11 @@ class ForkServerHandle:
         self._replies.append(future)
         return await future
 
+    def send(self, message: protocol.Message) -> None:
+        if self.closed:
+            raise ConnectionError(f"{self.name} exited")
+        self.sock.send(protocol.encode_packet(message))
+
     async def spawn(self, message: protocol.Spawn, fds: tuple[int, int]) -> protocol.Spawned:
         if self.closed:
             raise ConnectionError(f"{self.name} exited")
@@ -100,6 +111,8 @@ class ForkServerHandle:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
         self.sock.close()
+        if self.guard is not None:
+            self.guard.release()
         # The server exits once its socket closes, and its children die with it (parent-death
         # signal); no more exit reports will come, so settle every wait now.
         for future in self._exits.values():

@@ -1,14 +1,14 @@
-"""Per-instance memory limits: a memory cgroup where the platform can make one, else a watchdog.
+"""Per-instance limits: memory (a cgroup where the platform can make one, else a watchdog),
+CPU (a CFS quota) and processes (a pids cgroup that also kills whatever an instance left).
 
-``ResourceLimits.attach(pid, limit_mb)`` puts one instance under its function's ``memory_mb``:
-- cgroup v2 (a delegated subtree with the memory controller): ``memory.max``; OOM kills are
-  counted in ``memory.events``;
-- cgroup v1 (the memory controller mounted on its own): ``memory.limit_in_bytes``; OOM kills
-  show in ``memory.oom_control`` / ``memory.failcnt``;
-- otherwise an RSS watchdog: the pool samples the instance's RSS while it is busy and kills it
-  past the limit (no polling while idle).
-Either way the kernel or the watchdog kills the instance, and ``Guard.exceeded()`` then says it
-was the limit, so the caller gets ``Runtime.OutOfMemory`` instead of a bare exit error.
+``ResourceLimits.attach(pid, limit_mb, name)`` puts one instance (or template) under:
+- memory: cgroup v2 ``memory.max`` (OOM kills counted in ``memory.events``), cgroup v1
+  ``memory.limit_in_bytes`` (``memory.oom_control``), or else an RSS watchdog: the pool samples
+  the instance's RSS while it is busy and kills it past the limit (no polling while idle);
+- processes: ``pids.max`` in a pids cgroup. Everything the instance starts — in a session of
+  its own or not — stays in that cgroup, and releasing the guard kills it all.
+A memory kill then shows in ``Guard.exceeded()``, so the caller gets ``Runtime.OutOfMemory``;
+any other kill (a signal) stays a plain exit error.
 """
 
 from __future__ import annotations
@@ -19,22 +19,25 @@ import signal
 from pathlib import Path
 from typing import Protocol
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from mlambda.backends import cgroups
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class Guard(Protocol):
-    """One instance's limit."""
+    """One instance's limits."""
 
     # True when the platform itself must sample RSS (no kernel enforcement).
     polled: bool
 
-    def exceeded(self) -> bool: ...
+    def exceeded(self) -> bool:
+        """Whether the memory limit is what killed the instance."""
 
     def check(self) -> bool:
         """Sample usage now; kill the instance and return True if it is over the limit."""
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """The instance is gone: kill what it left behind and drop its cgroups."""
 
 
 def rss_bytes(pid: int) -> int:
@@ -80,20 +83,62 @@ class CgroupGuard:
         if self._verdict is not None:
             return self._verdict
         if self.version == 2:
-            return _counter(self.directory / "memory.events", "oom_kill") > 0
-        # Older kernels have no oom_kill counter: hitting the limit (failcnt) and dying is it.
-        kills = _counter(self.directory / "memory.oom_control", "oom_kill")
-        return kills > 0 or _read_int(self.directory / "memory.failcnt") > 0
+            return bool(cgroups.counter(self.directory / "memory.events", "oom_kill"))
+        kills = cgroups.counter(self.directory / "memory.oom_control", "oom_kill")
+        if kills is not None:
+            return kills > 0
+        # Kernels before 4.13 count no OOM kills: reaching the limit (failcnt) stands in.
+        return cgroups.read_int(self.directory / "memory.failcnt") > 0
 
     def check(self) -> bool:
         return self.exceeded()
 
     def release(self) -> None:
-        # Empty once the instance has exited; a cgroup with a process left is kept.
         verdict = self.exceeded()
-        with contextlib.suppress(OSError):
-            self.directory.rmdir()
+        cgroups.kill_all(self.directory)
+        if cgroups.remove(self.directory):
             self._verdict = verdict
+
+
+class PidsGuard:
+    """Processes only (memory limits off, or no memory cgroup): the instance's pids cgroup."""
+
+    polled = False
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def exceeded(self) -> bool:
+        return False
+
+    def check(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        cgroups.kill_all(self.directory)
+        cgroups.remove(self.directory)
+
+
+class Guards:
+    """A memory guard and a pids guard as one: what ``ResourceLimits.attach`` returns."""
+
+    def __init__(self, memory: Guard | None, pids: PidsGuard | None) -> None:
+        self.memory = memory
+        self.pids = pids
+        self.polled = memory is not None and memory.polled
+
+    def exceeded(self) -> bool:
+        return self.memory is not None and self.memory.exceeded()
+
+    def check(self) -> bool:
+        return self.memory is not None and self.memory.check()
+
+    def release(self) -> None:
+        # Leftovers first: a cgroup with a process in it cannot be removed.
+        if self.pids is not None:
+            self.pids.release()
+        if self.memory is not None:
+            self.memory.release()
 
 
 class CpuQuota:
@@ -103,40 +148,42 @@ class CpuQuota:
         self.directory = directory
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            self.directory.rmdir()
+        cgroups.remove(self.directory)
 
 
 class ResourceLimits:
-    """Makes guards. ``mode``: "auto" (a cgroup where possible), "cgroup", "rss" or "off"."""
+    """Makes guards. ``mode`` (memory): "auto" (a cgroup where possible), "cgroup", "rss" or
+    "off"; ``pids_max`` caps each instance's processes and threads where a pids cgroup can be
+    made (0: no pids cgroups)."""
 
-    def __init__(self, mode: str = "auto", name: str | None = None) -> None:
+    def __init__(self, mode: str = "auto", name: str | None = None, pids_max: int = 0) -> None:
         self.mode = mode
-        self.version = 0
-        self.parent: Path | None = None
+        self.pids_max = pids_max
+        own_name = name or f"mlambda-{os.getpid()}"
+        self.version, self.parent = 0, None
         if mode in ("auto", "cgroup"):
-            found = find_memory_cgroup()
-            if found is not None:
-                version, own = found
-                _prune_stale(own)
-                self.parent = _make_dir(own / (name or f"mlambda-{os.getpid()}"), version)
-                self.version = version if self.parent is not None else 0
+            self.version, self.parent = _parent(cgroups.find_memory_cgroup(), own_name, "memory")
             if self.parent is None and mode == "cgroup":
                 raise RuntimeError("no writable memory cgroup here (memory_limits = 'cgroup')")
         self.kind = "off" if mode == "off" else f"cgroup v{self.version}" if self.parent else "rss"
-        self.cpu_version, self.cpu_parent = 0, None
-        found_cpu = find_cpu_cgroup()  # used only for functions that set `cpu`
-        if found_cpu is not None:
-            self.cpu_version, own_cpu = found_cpu
-            _prune_stale(own_cpu)
-            directory = own_cpu / (name or f"mlambda-{os.getpid()}")
-            self.cpu_parent = _make_dir(directory, self.cpu_version, "cpu")
+        # Used only for functions that set `cpu`.
+        self.cpu_version, self.cpu_parent = _parent(cgroups.find_cpu_cgroup(), own_name, "cpu")
+        self.pids_version, self.pids_parent = (0, None)
+        if pids_max:
+            self.pids_version, self.pids_parent = _parent(
+                cgroups.find_pids_cgroup(), own_name, "pids"
+            )
+
+    @property
+    def contains_processes(self) -> bool:
+        """Whether every process an instance starts is tracked (and killed with it)."""
+        return self.pids_parent is not None
 
     def limit_cpu(self, pid: int, cpu: float, name: str) -> CpuQuota | None:
         """Cap the instance at ``cpu`` cores where a cpu cgroup can be made (else no cap)."""
         if self.cpu_parent is None:
             return None
-        directory = _make_dir(self.cpu_parent / name, self.cpu_version, "cpu")
+        directory = cgroups.make_dir(self.cpu_parent / name, self.cpu_version, "cpu")
         if directory is None:
             return None
         period = 100_000
@@ -147,90 +194,56 @@ class ResourceLimits:
             else:
                 (directory / "cpu.cfs_period_us").write_text(str(period))
                 (directory / "cpu.cfs_quota_us").write_text(str(quota))
-            (directory / "cgroup.procs").write_text(str(pid))
+            cgroups.join(directory, pid)
         except OSError:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+            cgroups.remove(directory)
             return None
         return CpuQuota(directory)
 
     def attach(self, pid: int, limit_mb: int, name: str) -> Guard | None:
+        pids = self._pids(pid, name)
+        memory = self._memory(pid, limit_mb, name)
+        if memory is None and pids is None:
+            return None
+        return Guards(memory, pids)
+
+    def _memory(self, pid: int, limit_mb: int, name: str) -> Guard | None:
         if self.mode == "off":
             return None
         if self.parent is not None:
-            directory = _make_dir(self.parent / name, self.version)
+            directory = cgroups.make_dir(self.parent / name, self.version, "memory")
             if directory is not None and _limit(directory, pid, limit_mb, self.version):
                 return CgroupGuard(directory, self.version)
         return RssGuard(pid, limit_mb)
 
+    def _pids(self, pid: int, name: str) -> PidsGuard | None:
+        if self.pids_parent is None:
+            return None
+        directory = cgroups.make_dir(self.pids_parent / name, self.pids_version, "pids")
+        if directory is None:
+            return None
+        try:
+            (directory / "pids.max").write_text(str(self.pids_max))
+            cgroups.join(directory, pid)
+        except OSError:
+            cgroups.remove(directory)
+            return None
+        return PidsGuard(directory)
+
     def close(self) -> None:
-        for parent in (self.parent, self.cpu_parent):
+        for parent in (self.pids_parent, self.parent, self.cpu_parent):
             if parent is not None:
-                _remove_tree(parent)
+                cgroups.remove_tree(parent)
 
 
-def _prune_stale(own: Path) -> None:
-    """Remove the (empty) cgroups a killed platform left: ``mlambda-<pid>`` of a dead pid."""
-    for directory in own.glob("mlambda-*"):
-        pid = directory.name.removeprefix("mlambda-")
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            _remove_tree(directory)
-
-
-def find_cgroup(controller: str, v1_file: str) -> tuple[int, Path] | None:
-    """(version, this process's own cgroup directory) where ``controller`` can be used: the v1
-    hierarchy it is mounted in (``v1_file`` proves it), or a v2 one that delegates it."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        names = controllers.split(",")
-        if controller in names:
-            for mount in dict.fromkeys((",".join(names), controller, f"{controller},cpuacct")):
-                own = CGROUP_ROOT / mount / path.lstrip("/")
-                if (own / v1_file).exists() and os.access(own, os.W_OK):
-                    return 1, own
-    for line in lines:
-        if line.startswith("0::"):
-            for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
-                own = root / line[3:].lstrip("/")
-                subtree = own / "cgroup.subtree_control"
-                writable = subtree.exists() and os.access(own, os.W_OK)
-                if writable and controller in subtree.read_text().split():
-                    return 2, own
-    return None
-
-
-def find_memory_cgroup() -> tuple[int, Path] | None:
-    return find_cgroup("memory", "memory.limit_in_bytes")
-
-
-def find_cpu_cgroup() -> tuple[int, Path] | None:
-    return find_cgroup("cpu", "cpu.cfs_quota_us")
-
-
-def _remove_tree(directory: Path) -> None:
-    """Remove a cgroup and its (empty) children; one still holding a process stays."""
-    if not directory.is_dir():
-        return
-    for child in directory.iterdir():
-        if child.is_dir():
-            with contextlib.suppress(OSError):
-                child.rmdir()
-    with contextlib.suppress(OSError):
-        directory.rmdir()
-
-
-def _make_dir(directory: Path, version: int, controller: str = "memory") -> Path | None:
-    try:
-        directory.mkdir(exist_ok=True)
-        if version == 2:
-            (directory / "cgroup.subtree_control").write_text(f"+{controller}")
-    except OSError:
-        return None
-    return directory
+def _parent(found: tuple[int, Path] | None, name: str, controller: str) -> tuple[int, Path | None]:
+    """This platform's own directory under a hierarchy (stale ones of dead platforms go)."""
+    if found is None:
+        return 0, None
+    version, own = found
+    cgroups.prune_stale(own)
+    directory = cgroups.make_dir(own / name, version, controller)
+    return (version, directory) if directory is not None else (0, None)
 
 
 def _limit(directory: Path, pid: int, limit_mb: int, version: int) -> bool:
@@ -243,27 +256,8 @@ def _limit(directory: Path, pid: int, limit_mb: int, version: int) -> bool:
                 swap.write_text("0")
         else:
             (directory / "memory.limit_in_bytes").write_text(limit)
-        (directory / "cgroup.procs").write_text(str(pid))
+        cgroups.join(directory, pid)
     except OSError:
-        with contextlib.suppress(OSError):
-            directory.rmdir()
+        cgroups.remove(directory)
         return False
     return True
-
-
-def _read_int(path: Path) -> int:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _counter(path: Path, key: str) -> int:
-    try:
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0

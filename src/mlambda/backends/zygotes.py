@@ -100,6 +100,7 @@ class ZygoteBackend:
         sink: Callable[[str], None],
         kind: str,
         timeout: float,
+        configure: protocol.Configure | None = None,
     ) -> tuple[ForkServerHandle, protocol.Message]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
@@ -113,9 +114,14 @@ class ZygoteBackend:
         handle.parent = parent
         parent.live += 1
         try:
+            if configure is not None:
+                await self._contain(handle, configure.memory_mb)
+                handle.send(configure)  # the template starts its init (the function's code)
             ready = await asyncio.wait_for(handle.next_message(), timeout)
         except ConnectionError:
             status = await parent.exit_future(spawned.pid)
+            if handle.guard is not None and handle.guard.exceeded():
+                raise InitError(_out_of_memory_during_init(configure)) from None
             raise ServiceUnavailable(f"{name} exited while starting (status {status})") from None
         except TimeoutError:
             # Init hangs (a stuck import, a model load waiting on the network): kill, report.
@@ -132,6 +138,14 @@ class ZygoteBackend:
             handle.close()  # cancelled (the platform stops): the child exits on EOF
             raise
         return handle, ready
+
+    async def _contain(self, handle: ForkServerHandle, memory_mb: int) -> None:
+        """A template's own limits (memory, processes), before its init runs: whatever init
+        starts stays in them and is killed when the template goes."""
+        if self.limits is not None:
+            handle.guard = await asyncio.to_thread(
+                self.limits.attach, handle.pid, memory_mb, f"template-{handle.pid}"
+            )
 
     async def _runtime(self, preload: list[str], timeout: float) -> ForkServerHandle:
         if not preload:
@@ -179,11 +193,12 @@ class ZygoteBackend:
         config = _configure(request)
         handle, ready = await self._fork_server(
             runtime,
-            protocol.Spawn(kind="template", config=config),
+            protocol.Spawn(kind="template"),
             request.spec.name,
             request.log,
             "template",
             request.spec.init_timeout_s,
+            configure=config,
         )
         if isinstance(ready, protocol.InitFailed):
             handle.close()
@@ -407,6 +422,17 @@ def _template_key(request: StartRequest) -> bytes:
     return request.task_root.encode() + b"\0" + msgspec.json.encode(request.spec)
 
 
+def _out_of_memory_during_init(configure: protocol.Configure | None) -> dict[str, str]:
+    limit = configure.memory_mb if configure is not None else 0
+    return {
+        "errorType": "Runtime.OutOfMemory",
+        "errorMessage": (
+            "Error: Runtime exited during init with error: signal: killed "
+            f"(memory limit of {limit} MB exceeded; raise memory_mb in mlambda.toml)"
+        ),
+    }
+
+
 def _configure(request: StartRequest) -> protocol.Configure:
     return protocol.Configure(
         instance_id="template",
@@ -422,4 +448,5 @@ def _configure(request: StartRequest) -> protocol.Configure:
         threads=request.spec.threads,
         model=model_config(request.spec),
         batched=request.spec.batch is not None and not request.spec.is_model,
+        sandbox=request.sandbox,
     )

@@ -23,7 +23,9 @@ ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    platform: Platform = request.app.state.platform
+    # What isolates instances here, and what does not (docs/security.md explains each).
+    return JSONResponse({"status": "ok", "sandbox": platform.sandboxing.report.to_dict()})
 
 
 async def metrics(request: Request) -> Response:

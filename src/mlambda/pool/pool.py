@@ -79,8 +79,10 @@ class Pool:
         max_response_bytes: int = 6 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         limits: ResourceLimits | None = None,
+        sandbox: protocol.Sandbox | None = None,
     ) -> None:
         self.limits = limits
+        self.sandbox = sandbox
         self.record = record
         self.spec = record.spec
         self.task_root = task_root
@@ -436,6 +438,7 @@ class Pool:
             env,
             max_response_bytes=self.max_response_bytes,
             log=lambda text: self.observer.output(self.record, text),
+            sandbox=self.sandbox,
         )
 
     async def _launch(self, instance_id: str) -> Instance:
@@ -468,6 +471,7 @@ class Pool:
             threads=self.spec.threads,
             model=model_config(self.spec),
             batched=self.spec.batch is not None and not self.spec.is_model,
+            sandbox=self.sandbox,
         )
         try:
             await instance.configure(config, self.spec.init_timeout_s)
@@ -489,7 +493,7 @@ class Pool:
         await instance.wait_dead()
         for limit in (instance.guard, instance.cpu_quota):
             if limit is not None:
-                limit.release()
+                limit.release()  # kills what the instance left behind (setsid'd or not)
         with contextlib.suppress(ValueError):
             self.instances.remove(instance)
         timer = self._idle_timers.pop(instance.id, None)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from mlambda.errors import InvalidSpec
 from mlambda.registry import tables
 from mlambda.registry.model import LATEST, FunctionRecord, is_unchanged
 from mlambda.spec import FunctionSpec
@@ -71,11 +72,39 @@ class Registry:
             if row is None:
                 return None
             conn.execute(tables.functions.delete().where(tables.functions.c.name == name))
+            conn.execute(tables.sandbox_uids.delete().where(tables.sandbox_uids.c.name == name))
         return _record(row._mapping)
+
+    def uid(self, name: str, uids: range) -> int:
+        """The function's own sandbox uid: allocated from ``uids`` once, then kept."""
+        table = tables.sandbox_uids
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(table.c.uid).where(table.c.name == name)).scalar()
+            if found is not None:
+                return int(found)
+            taken = set(conn.execute(sa.select(table.c.uid)).scalars())
+            uid = next_uid(taken, uids)
+            conn.execute(table.insert().values(name=name, uid=uid))
+        return uid
 
     def digests_in_use(self) -> set[str]:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(tables.functions.c.digest)).scalars())
+
+
+def next_uid(taken: set[int], uids: range) -> int:
+    """The uid after the highest one taken (so a removed function's uid is not reused at
+    once), wrapping to the lowest free one at the end of the range."""
+    highest = max((uid for uid in taken if uid in uids), default=uids.start - 1)
+    if highest + 1 in uids:
+        return highest + 1
+    free = next((uid for uid in uids if uid not in taken), None)
+    if free is None:
+        raise InvalidSpec(
+            f"no sandbox uid left in {uids.start}-{uids.stop - 1}: every one is taken by a "
+            "function; widen --sandbox-uids or remove functions"
+        )
+    return free
 
 
 def _record(row: Any) -> FunctionRecord:

@@ -16,3 +16,11 @@ functions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Each function's own uid in the sandbox, kept across deploys and restarts (until it is removed).
+sandbox_uids = sa.Table(
+    "sandbox_uids",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("uid", sa.Integer, nullable=False, unique=True),
+)

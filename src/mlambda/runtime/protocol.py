@@ -35,6 +35,37 @@ class ModelConfig(msgspec.Struct, kw_only=True):
     threads: int = 1
 
 
+class Sandbox(msgspec.Struct, kw_only=True, frozen=True):
+    """How an instance is confined; ``runtime/sandbox.py`` applies it before any user code runs.
+
+    The platform fills in only what it found to work on this machine (backends/sandbox.py)."""
+
+    # The function's own uid and gid (-1: stay the platform's user, when it is not root).
+    uid: int = -1
+    gid: int = -1
+    # Pivot into a root of read-only binds: ``read_only`` host paths, ``devices``, the task
+    # root; a private /proc (hidepid), /tmp (tmpfs of ``tmp_mb``) and /dev. ``staging`` is an
+    # empty directory of the platform's where that root is put together.
+    view: bool = False
+    read_only: list[str] = []
+    devices: list[str] = []
+    staging: str = ""
+    task_root: str = ""
+    # Directories shown empty inside the view (the data dir, where a bind would expose it).
+    mask: list[str] = []
+    # Not root: build the view inside a user namespace of the platform's user.
+    userns: bool = False
+    tmp_mb: int = 512
+    # Instances forked from a template each get their own /tmp (over the template's).
+    instance_tmp: bool = False
+    # "any", or "none": a network namespace of its own with loopback only.
+    network: str = "any"
+    # Resource limits (setrlimit); 0 leaves one as it is.
+    nofile: int = 1024
+    fsize_mb: int = 0
+    nproc: int = 0
+
+
 class Configure(msgspec.Struct, tag="configure", kw_only=True):
     v: int = PROTOCOL_VERSION
     instance_id: str
@@ -52,6 +83,8 @@ class Configure(msgspec.Struct, tag="configure", kw_only=True):
     model: ModelConfig | None = None
     # The handler takes a list of events and returns one result per event ([function.batch]).
     batched: bool = False
+    # Applied before the handler module is imported (None: no sandbox).
+    sandbox: Sandbox | None = None
 
 
 class Ready(msgspec.Struct, tag="ready", kw_only=True):
@@ -126,11 +159,11 @@ class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):
 
 class Spawn(msgspec.Struct, tag="spawn", kw_only=True):
     v: int = PROTOCOL_VERSION
-    # "zygote": a runtime zygote importing ``preload``; "template": import the handler then serve
-    # forks; "instance": a serving instance (init after the fork unless the server is a template).
+    # "zygote": a runtime zygote importing ``preload``; "template": wait for a Configure on its
+    # own socket, import the handler, then serve forks; "instance": a serving instance (init
+    # after the fork unless the server is a template).
     kind: str
     preload: list[str] = []
-    config: Configure | None = None
 
 
 class Spawned(msgspec.Struct, tag="spawned", kw_only=True):

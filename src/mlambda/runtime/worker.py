@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from mlambda.runtime import handler as handlers
-from mlambda.runtime import protocol
+from mlambda.runtime import protocol, sandbox
 from mlambda.runtime.capture import Capture
 from mlambda.runtime.context import LambdaContext
 
@@ -315,10 +315,33 @@ def _configure(channel: Channel) -> protocol.Configure:
     return config
 
 
+def enter_sandbox(config: protocol.Configure) -> protocol.InitFailed | None:
+    """Confine this process as the platform asks, before any of the function's code runs."""
+    if config.sandbox is None:
+        return None
+    try:
+        sandbox.enter(config.sandbox)
+    except sandbox.SandboxError as exc:
+        return protocol.InitFailed(error=_sandbox_error(exc))
+    return None
+
+
+def _sandbox_error(exc: sandbox.SandboxError) -> dict[str, object]:
+    return {
+        "errorType": "Runtime.InitError",
+        "errorMessage": f"Unable to enter the sandbox: {exc}",
+        "stackTrace": [],
+    }
+
+
 def serve(sock: socket.socket, tier: str = "process", fork_started: float | None = None) -> int:
     """Run one instance over a connected socket (init included); returns the exit status."""
     channel = Channel(sock)
     config = _configure(channel)
+    failed = enter_sandbox(config)
+    if failed is not None:
+        channel.send(failed)
+        return 1
     if fork_started is not None:
         handlers.size_thread_pools(config.threads)
     worker = Worker(channel, config)
@@ -336,9 +359,19 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
 def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) -> int:
     """Run an instance forked from a template: init already ran there; only attach and serve."""
     channel = Channel(sock)
+    isolation = None
+    if worker.config.sandbox is not None:
+        # Before the Configure: a pre-forked spare pays for its own /tmp ahead of need.
+        try:
+            sandbox.isolate_instance(worker.config.sandbox)
+        except sandbox.SandboxError as exc:
+            isolation = protocol.InitFailed(error=_sandbox_error(exc))
     # The fork's cost ends here; a pre-forked spare may now wait a long time for its Configure.
     fork_ms = (time.perf_counter() - fork_started) * 1000
     config = _configure(channel)
+    if isolation is not None:
+        channel.send(isolation)
+        return 1
     handlers.size_thread_pools(config.threads)
     try:
         init_ms = worker.attach(channel, config)

@@ -4,8 +4,12 @@ The platform starts the base zygote (``python -m mlambda.runtime.zygote``): an i
 this package imported and nothing else. Every other process is forked, never started:
 
     base zygote --Spawn(zygote, preload)--> runtime zygote   (imports numpy, sklearn...)
-    runtime zygote --Spawn(template, config)--> template     (imports the handler: model loaded)
+    runtime zygote --Spawn(template)--> template             (imports the handler: model loaded)
     template --Spawn(instance)--> instance                   (serves; model pages shared COW)
+
+A template waits for its Configure on its own control socket: the platform sends it once the
+template's limits are in place, since init is the function's own code. It enters the sandbox
+(runtime/sandbox.py) before init; each instance forked from it isolates itself further.
 
 Each fork server reads Spawn packets on its SOCK_SEQPACKET control socket. A Spawn carries two
 descriptors: the child's own socket (a control socket for a zygote or template, the worker
@@ -31,7 +35,13 @@ import traceback
 
 from mlambda.runtime import protocol
 from mlambda.runtime.handler import error_payload
-from mlambda.runtime.worker import Worker, die_with_parent, serve, serve_initialised
+from mlambda.runtime.worker import (
+    Worker,
+    die_with_parent,
+    enter_sandbox,
+    serve,
+    serve_initialised,
+)
 
 FD_VARIABLE = "MLAMBDA_ZYGOTE_FD"
 MAX_PACKET = 1 << 20
@@ -143,8 +153,7 @@ class ForkServer:
         if message.kind == "zygote":
             return become_runtime_zygote(socket.socket(fileno=fd), message.preload)
         if message.kind == "template":
-            assert message.config is not None
-            return become_template(socket.socket(fileno=fd), message.config)
+            return become_template(socket.socket(fileno=fd))
         sock = socket.socket(fileno=fd)
         if self.worker is not None:
             return serve_initialised(sock, self.worker, started)
@@ -185,7 +194,14 @@ def running_threads() -> str:
     return ""
 
 
-def become_template(control: socket.socket, config: protocol.Configure) -> int:
+def become_template(control: socket.socket) -> int:
+    config, _ = recv(control)
+    if not isinstance(config, protocol.Configure):
+        raise protocol.ProtocolError("a template's first packet must be Configure")
+    failed = enter_sandbox(config)
+    if failed is not None:
+        send(control, failed)
+        return 1
     worker = Worker(None, config)
     outcome = worker.initialize()
     if isinstance(outcome, protocol.InitFailed):

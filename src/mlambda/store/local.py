@@ -33,7 +33,7 @@ class LocalStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, 0o400)  # the platform's only: instances never read the store
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
