@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install serve test lint clean bench bench-coldstart bench-models bench-peers
+.PHONY: install serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,11 +39,15 @@ clean:
 	rm -rf $(VENV) .mlambda
 
 ## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
-bench: bench-coldstart bench-models
+bench: bench-coldstart bench-models bench-sandbox
 
 ## bench-coldstart: cold start of handler functions, every tier side by side
 bench-coldstart: install examples/fraud/model.joblib
 	$(BIN)/python bench/coldstart.py
+
+## bench-sandbox: what the sandbox costs a cold start, on vs off side by side
+bench-sandbox: install examples/fraud/model.joblib
+	$(BIN)/python bench/sandbox.py
 
 ## bench-models: model functions, batching off vs on (wrk over HTTP) and cold start per runtime
 bench-models: install

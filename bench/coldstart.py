@@ -81,10 +81,14 @@ def base_only(directory: Path, root: Path) -> Path:
 
 
 class Bench:
-    def __init__(self, backend: str, spare: bool = True) -> None:
+    def __init__(self, backend: str, spare: bool = True, sandbox: str = "auto") -> None:
         self.data = tempfile.TemporaryDirectory()
         settings = Settings.from_env(
-            {}, data_dir=Path(self.data.name), backend=backend, prefork_spare=spare
+            {},
+            data_dir=Path(self.data.name),
+            backend=backend,
+            prefork_spare=spare,
+            sandbox=sandbox,
         )
         self.platform = Platform(settings)
         self.spare_pss: list[int] = []

@@ -28,6 +28,8 @@ from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
 EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".venv", ".mlambda", ".pytest_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 EXCLUDED_NAMES = frozenset({".DS_Store"})
+# An mlambda.toml is a few lines; a bound keeps a hostile one from costing the parser much.
+MAX_SPEC_BYTES = 256 * 1024
 
 
 def pack(directory: Path) -> bytes:
@@ -139,6 +141,8 @@ def read_spec(
             text = content.decode("utf-8", errors="replace")
     if text is None:
         raise InvalidSpec(f"bundle has no {SPEC_FILE} at its root")
+    if len(text) > MAX_SPEC_BYTES:
+        raise InvalidSpec(f"{SPEC_FILE} is over {MAX_SPEC_BYTES} bytes")
     spec = parse_spec(text, name=name)
     if spec.is_model:
         return _check_model(spec, members)

@@ -6,13 +6,18 @@ import argparse
 import asyncio
 import json
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlambda import __version__, errors
 from mlambda.settings import Settings
+
+if TYPE_CHECKING:
+    from mlambda.platform import Platform
 
 # Settings fields that `serve` and the client commands take as flags (tests keep them in step).
 SERVE_FIELDS = (
@@ -35,8 +40,15 @@ SERVE_FIELDS = (
     "sandbox_paths",
     "instance_pids_max",
     "instance_nofile",
+    "master_key_command",
+    "master_key_file",
+    "redis_url",
+    "max_instances_total",
+    "max_memory_mb",
+    "tls_cert",
+    "tls_key",
 )
-CLIENT_FIELDS = ("url", "data_dir")
+CLIENT_FIELDS = ("url", "data_dir", "ca_file")
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -53,7 +65,7 @@ def _client(settings: Settings):
     key = settings.api_key
     if key is None and settings.key_file.is_file():
         key = settings.key_file.read_text().strip()
-    return Client(settings.url, key)
+    return Client(settings.url, key, ca_file=settings.ca_file)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -70,12 +82,15 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
     from mlambda.gateway.app import create_app
     from mlambda.platform import Platform
 
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
     platform = Platform(settings)
     await platform.start()
     try:
         deployed = []
         for directory in deploy_dirs:
             record, changed = await platform.deploy(bundle.pack_path(directory)[0])
+            platform.audit.record("function.deploy", target=record.name, source="serve --deploy")
             deployed.append(record.name)
             state = "deployed" if changed else "unchanged"
             print(f"{state}: {record.name} ({record.digest[:19]}) from {directory}", flush=True)
@@ -89,19 +104,36 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
             access_log=settings.log_level == "debug",
             # Open `logs --follow` streams must not hold a shutdown forever.
             timeout_graceful_shutdown=5,
+            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         )
         server = uvicorn.Server(config)
         _banner(settings, deployed or [r.name for r in platform.registry.list()])
         for warning in platform.sandboxing.report.warnings():
             print(f"WARNING: {warning}", file=sys.stderr, flush=True)
-        await server.serve()
+        config.load()  # bind_socket needs the loaded config (TLS included)
+        await server.serve(sockets=[config.bind_socket(), _gateway_socket(platform)])
         return 0 if server.started else 1
     finally:
         await platform.stop()
 
 
+def _gateway_socket(platform: Platform) -> socket.socket:
+    """The gateway on a Unix socket too: functions with network = "platform" reach it through
+    it (their network namespace has no way out). Only the sandbox binds it where they see it."""
+    path = platform.sandboxing.platform_socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o666)  # function uids connect; the 0700 data dir keeps everyone else out
+    sock.listen(128)
+    return sock
+
+
 def _banner(settings: Settings, names: list[str]) -> None:
-    url = f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert else "http"
+    url = f"{scheme}://{settings.host}:{settings.port}"
     lines = [f"mlambda {__version__} serving on {url} (data dir {settings.data_dir})"]
     if settings.auth:
         lines.append(f"API key: in {settings.key_file} (the CLI finds it there)")
@@ -197,7 +229,7 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f["updatedAt"])),
             )
         )
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 
@@ -220,11 +252,11 @@ def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
                 f"{p['pssKiB'] / 1024:.1f} MiB",
             )
         )
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
+def print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -253,11 +285,27 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _with_client(run: Callable[..., int]) -> Command:
+    """A command that talks to the server with the client (the admin commands' shape)."""
+
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        return run(args, settings, _client(settings))
+
+    return command
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="server URL (env MLAMBDA_URL; default http://127.0.0.1:8080)")
+    parser.add_argument(
+        "--ca",
+        dest="ca_file",
+        metavar="FILE",
+        help="trust this CA (PEM) for an https URL, e.g. a self-signed certificate "
+        "(env MLAMBDA_CA_FILE)",
+    )
     parser.add_argument(
         "--data-dir",
         help="dir holding admin.key if MLAMBDA_API_KEY is unset (env MLAMBDA_DATA_DIR)",
@@ -337,6 +385,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--instance-nofile", type=int, help="open files per instance (default 1024)")
     serve.add_argument(
+        "--master-key-file",
+        metavar="FILE",
+        help="the master key ring that wraps artifacts' and secrets' data keys "
+        "(default <data dir>/master.key, made on first start)",
+    )
+    serve.add_argument(
+        "--master-key-command",
+        metavar="CMD",
+        help="a command that prints the master key(s), base64, one per line (a KMS or vault); "
+        "wins over MLAMBDA_MASTER_KEY and the file",
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    serve.add_argument(
+        "--max-instances-total",
+        type=int,
+        help="instances the platform runs at once, all functions together (default 256)",
+    )
+    serve.add_argument(
+        "--max-memory-mb",
+        type=int,
+        help="memory one function may ask for (memory_mb, and x min_instances); "
+        "default the machine's",
+    )
+    serve.add_argument(
+        "--redis-url", help="keep rate limits in Redis, shared by several gateways (redis://...)"
+    )
+    serve.add_argument(
         "--deploy",
         action="append",
         metavar="DIR",
@@ -400,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.set_defaults(run=cmd_logs)
 
-    for sub in (deploy, invoke, ls, ps, show, rm, logs):
+    from mlambda.admin_cli import add_commands
+
+    admin = add_commands(commands, _with_client)
+    for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)
     return parser
 

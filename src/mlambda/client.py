@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +18,16 @@ TIMEOUT = httpx.Timeout(10.0, read=None)
 
 
 class Client:
-    def __init__(self, url: str, api_key: str | None = None) -> None:
+    def __init__(self, url: str, api_key: str | None = None, ca_file: Path | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT)
+        # https: the certificate is always verified, against ca_file when one is given.
+        verify = ssl.create_default_context()
+        if ca_file is not None:
+            verify.load_verify_locations(cafile=str(ca_file))
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=TIMEOUT, verify=verify
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -81,6 +89,24 @@ class Client:
 
     def remove(self, name: str) -> dict[str, Any]:
         return self._request("DELETE", f"/v1/functions/{name}").json()
+
+    def create_key(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/keys", json=request).json()
+
+    def list_keys(self) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", "/v1/keys").json()["keys"]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/v1/keys/{key_id}").json()
+
+    def rotate_master_key(self) -> dict[str, Any]:
+        return self._request("POST", "/v1/master-key/rotate").json()
+
+    def audit(self, **params: str) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", "/v1/audit", params=params).json()["entries"]
+
+    def verify_audit(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/audit", params={"verify": "1"}).json()
 
     def logs(self, name: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
         params = {"tail": str(tail), "follow": "1" if follow else "0"}

@@ -7,10 +7,12 @@ answers with, the Lambda-style ``errorType`` in the body, and the exit code of t
     ├── ClientError                   400
     │   ├── InvalidRequest            400  InvalidRequestContentException (body is not JSON...)
     │   ├── InvalidSpec               400  InvalidParameterValueException (mlambda.toml, bundle)
-    │   ├── Unauthorized              401  UnauthorizedException
-    │   ├── FunctionNotFound          404  ResourceNotFoundException
+    │   ├── Unauthorized              401  UnauthorizedException (Lambda API: 403 and the AWS type)
+    │   ├── Forbidden                 403  AccessDeniedException (the key lacks the scope)
+    │   ├── NotFound                  404  ResourceNotFoundException
+    │   │   └── FunctionNotFound      404  ResourceNotFoundException
     │   ├── PayloadTooLarge           413  RequestTooLargeException
-    │   └── Throttled                 429  TooManyRequestsException
+    │   └── Throttled                 429  TooManyRequestsException (Retry-After)
     ├── FunctionError                 502  the function failed; body is Lambda's error payload
     │   ├── InitError                 502  Runtime.InitError / ImportModuleError / HandlerNotFound
     │   ├── ExitError                 502  Runtime.ExitError / Runtime.OutOfMemory (it died)
@@ -63,10 +65,20 @@ class Unauthorized(ClientError):
     exit_code = 5
 
 
-class FunctionNotFound(ClientError):
+class Forbidden(ClientError):
+    status = 403
+    error_type = "AccessDeniedException"
+    exit_code = 5
+
+
+class NotFound(ClientError):
     status = 404
     error_type = "ResourceNotFoundException"
     exit_code = 4
+
+
+class FunctionNotFound(NotFound):
+    pass
 
 
 class PayloadTooLarge(ClientError):
@@ -78,6 +90,13 @@ class Throttled(ClientError):
     status = 429
     error_type = "TooManyRequestsException"
     exit_code = 6
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(message, error_type=error_type)
+        # Seconds until a retry can succeed (the Retry-After header), when it is known.
+        self.retry_after = retry_after
 
 
 class FunctionError(MlambdaError):
@@ -142,6 +161,7 @@ _BY_TYPE: dict[str, type[MlambdaError]] = {
         InvalidRequest,
         InvalidSpec,
         Unauthorized,
+        Forbidden,
         FunctionNotFound,
         PayloadTooLarge,
         Throttled,

@@ -7,7 +7,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -18,11 +17,14 @@ from mlambda.backends.local import LocalBackend
 from mlambda.backends.sandbox import make_sandboxing
 from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.cache import BundleCache
-from mlambda.errors import FunctionNotFound, InvalidSpec
+from mlambda.datadir import load_or_create_key, secure_data_dir
+from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
 from mlambda.observe.logs import LogSink
 from mlambda.observe.memory import memory_kb
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
+from mlambda.pool import capacity
+from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.environment import THREAD_POOL_VARIABLES
 from mlambda.pool.invocation import Invocation
 from mlambda.pool.pool import Pool
@@ -30,8 +32,14 @@ from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import is_unchanged
 from mlambda.router import Router, not_found_message
 from mlambda.runtime.loaders import FRAMEWORKS
+from mlambda.security.audit import AuditLog
+from mlambda.security.crypto import MasterKeyError
+from mlambda.security.keys import KeyStore
+from mlambda.security.masterkey import source_for
+from mlambda.security.ratelimit import FailureCounter, MemoryLimiter, Rate, RedisLimiter
+from mlambda.security.vault import Vault
 from mlambda.settings import Settings
-from mlambda.spec import FunctionSpec
+from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
 from mlambda.store import LocalStore
 from mlambda.store.base import ArtifactStore, digest_of
 
@@ -54,7 +62,14 @@ class Platform:
         data.mkdir(parents=True, exist_ok=True)
         self.api_key = load_or_create_key(settings.key_file) if settings.auth else None
         self.registry = Registry.sqlite(data / "registry.db")
-        self.store = store or LocalStore(data / "artifacts")
+        self.vault = open_vault(settings)
+        self.store = store or LocalStore(data / "artifacts", self.vault.envelope)
+        self.keys = KeyStore(self.registry.engine, self.vault.envelope)
+        self.audit = AuditLog(self.registry.engine, head_file=data / "audit.head")
+        self.limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
+        self.auth_failures = FailureCounter()
+        self.capacity = Capacity(settings.max_instances_total)
+        self.max_memory_mb = settings.max_memory_mb or machine_memory_mb()
         self.limits = ResourceLimits(settings.memory_limits, pids_max=settings.instance_pids_max)
         self.sandboxing = make_sandboxing(settings, data, self.limits)
         secure_data_dir(data, traversable=self.sandboxing.needs_traversal)
@@ -77,15 +92,22 @@ class Platform:
         if refusal:
             raise InvalidSpec(refusal)
         uid = self.registry.uid(record.name, self.sandboxing.uids)
+        # Secrets come from the verified bundle: the registry holds their names only.
+        secrets = parse_spec(Path(task_root, SPEC_FILE).read_text()).secrets
         return Pool(
             record,
             task_root,
             self.backend,
             observer=self.observer,
-            base_env={**dict(self.settings.instance_env), **self.sandboxing.environment()},
+            base_env={
+                **dict(self.settings.instance_env),
+                **self.sandboxing.environment(record.spec),
+            },
             max_response_bytes=self.settings.max_payload_bytes,
             limits=self.limits,
             sandbox=self.sandboxing.config_for(record.spec, uid, task_root),
+            secrets=secrets,
+            capacity=self.capacity,
         )
 
     async def start(self) -> None:
@@ -96,6 +118,8 @@ class Platform:
         self._started = True
         # Trees of bundles no function uses (a crash, a removal while stopped) go.
         await asyncio.to_thread(self.router.cache.collect, self.registry.digests_in_use())
+        if isinstance(self.store, LocalStore):  # artifacts stored before encryption existed
+            await asyncio.to_thread(self.store.encrypt_plaintext)
         for record in self.registry.list():
             if record.spec.min_instances > 0:
                 with contextlib.suppress(Exception):
@@ -121,6 +145,7 @@ class Platform:
         await self.backend.close()
         self.limits.close()
         self.logs.close()
+        await self.limiter.close()
         self.registry.close()
 
     # -- operations the gateway and CLI expose ----------------------------------------------
@@ -132,6 +157,7 @@ class Platform:
             bundle.read_spec, archive, name=name, limits=self.unpack_limits
         )
         check_runtime_installed(spec)
+        capacity.check_spec(spec, self.settings.max_instances_total, self.max_memory_mb)
         refusal = self.sandboxing.refusal(spec)
         if refusal:
             raise InvalidSpec(refusal)
@@ -139,11 +165,22 @@ class Platform:
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
         await asyncio.to_thread(self._store_and_unpack, archive, digest)
-        if current is not None and is_unchanged(current, digest, spec):
+        stored = spec.redacted()  # secret values stay in the (encrypted) bundle
+        if current is not None and is_unchanged(current, digest, stored):
             return current, False
-        record, changed = self.registry.put(spec, digest, time.time())
+        record, changed = self.registry.put(stored, digest, time.time())
         await self.router.replace(record)
         return record, changed
+
+    async def rotate_master_key(self) -> dict[str, object]:
+        """A new master key wraps every data key (artifacts, API key secrets); serving goes on."""
+        rewrappers = {"apiKeys": self.keys.rewrap}
+        if isinstance(self.store, LocalStore):
+            rewrappers["artifacts"] = self.store.rewrap
+        try:
+            return await asyncio.to_thread(self.vault.rotate, rewrappers)
+        except MasterKeyError as exc:
+            raise InvalidRequest(str(exc)) from None
 
     def _store_and_unpack(self, archive: bytes, digest: str) -> None:
         self.store.put(archive)
@@ -167,7 +204,23 @@ class Platform:
         params: dict[str, str] | None = None,
     ) -> Invocation:
         pool = await self.router.pool_for(name)
+        await self._admit(pool)
         return await pool.invoke(payload, client_context=client_context, kind=kind, params=params)
+
+    async def _admit(self, pool: Pool) -> None:
+        """The function's own rate limit (all callers together), before any instance work."""
+        spec = pool.spec
+        if spec.rate is None:
+            return
+        rate = Rate(*spec.rate)
+        wait = await self.limiter.allow(f"function:{spec.name}", rate)
+        if wait > 0:
+            self.observer.throttled(pool.record)
+            raise Throttled(
+                f"Rate exceeded: {spec.name!r} accepts {rate.per_second:g} requests/s "
+                f"(burst {rate.burst:g}; function.rate_limit)",
+                retry_after=wait,
+            )
 
     async def model_metadata(self, name: str) -> bytes:
         """A model function's signature (inference protocol metadata JSON). Asked of an
@@ -276,34 +329,14 @@ def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Ba
     raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
 
 
-def secure_data_dir(data: Path, traversable: bool = False) -> None:
-    """The data dir 0700 and what is in it 0600, whoever made them; unpacked bundles stay
-    readable (the sandbox binds them). ``traversable`` (0711): instances that run under their
-    own uid without a private root must reach their bundle by its path."""
-    data.chmod(0o711 if traversable else 0o700)
-    for root, dirs, files in os.walk(data):
-        here = Path(root)
-        if here == data / "cache" or (data / "cache") in here.parents:
-            dirs[:] = []
-            continue
-        for name in dirs:
-            (here / name).chmod(0o711 if traversable and name == "cache" else 0o700)
-        for name in files:
-            path = here / name
-            if not path.is_symlink():
-                path.chmod(0o600)
-
-
-def load_or_create_key(path: Path) -> str:
-    """The admin key: generated on first start, stored readable by its owner only."""
-    if path.exists():
-        key = path.read_text().strip()
-        if key:
-            return key
-    key = "mlk_" + secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    os.chmod(path, 0o600)
-    return key
+def open_vault(settings: Settings) -> Vault:
+    """The master keys, from the command, the variable or the key file (in that order)."""
+    source = source_for(
+        file=settings.master_key_path,
+        env_value=settings.master_key,
+        command=settings.master_key_command,
+    )
+    try:
+        return Vault(source)
+    except MasterKeyError as exc:
+        raise RuntimeError(f"master key ({source.describe()}): {exc}") from None

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "MLAMBDA_"
+# Fields that hold a path but default to None.
+PATH_FIELDS = frozenset({"master_key_file", "tls_cert", "tls_key", "ca_file"})
 
 # Variables an instance inherits from the platform's environment. Nothing else passes, so the
 # platform's own secrets (the API key, database URLs) never reach user code or its logs.
@@ -40,6 +42,11 @@ class Settings:
     # Where client commands find the server, and the key they present.
     url: str = "http://127.0.0.1:8080"
     api_key: str | None = None
+    # HTTPS: serve with this certificate and key (PEM); the CLI trusts this CA file (a
+    # self-signed certificate) beside the system's own.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_file: Path | None = None
     # Lambda's synchronous invoke limit: 6 MB request and response.
     max_payload_bytes: int = 6 * 1024 * 1024
     # A bundle carries model files, so it may be far larger than an invoke payload.
@@ -64,6 +71,10 @@ class Settings:
     # Keep one instance of each template forked ahead of need, so that a cold start costs a
     # dispatch instead of a fork (its cost: a process that shares nearly all of its memory).
     prefork_spare: bool = True
+    # What the whole platform may run: instances at once (all functions together), and
+    # memory in MB for one function's instance or provisioned instances (0: the machine's).
+    max_instances_total: int = 256
+    max_memory_mb: int = 0
     # Instance isolation: "auto" (as far as this machine allows, saying what it cannot),
     # "require" (refuse to start without all of it) or "off" (debugging only).
     sandbox: str = "auto"
@@ -75,6 +86,14 @@ class Settings:
     # Processes and threads one instance may have (a fork bomb stops there), and open files.
     instance_pids_max: int = 1024
     instance_nofile: int = 1024
+    # The master key that wraps the data keys of artifacts and secrets (docs/security.md): from
+    # a command's output (a KMS, a vault: the seam), else this variable's value, else a key
+    # file (default <data dir>/master.key, generated on first start).
+    master_key_command: str = ""
+    master_key: str | None = None
+    master_key_file: Path | None = None
+    # Rate limits shared by several gateways live here (redis://...); empty: in this process.
+    redis_url: str = ""
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 
@@ -91,6 +110,9 @@ class Settings:
         )
         values.update({key: value for key, value in overrides.items() if value is not None})
         values["data_dir"] = Path(values.get("data_dir", cls.data_dir))
+        for name in PATH_FIELDS:
+            if values.get(name) is not None:
+                values[name] = Path(values[name])
         return cls(**values)
 
     @classmethod
@@ -100,6 +122,10 @@ class Settings:
     @property
     def key_file(self) -> Path:
         return self.data_dir / "admin.key"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -116,6 +142,6 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             raise ValueError(
                 f"{ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}"
             ) from None
-    if isinstance(default, Path):
+    if isinstance(default, Path) or name in PATH_FIELDS:
         return Path(raw)
     return raw

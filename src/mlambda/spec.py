@@ -18,7 +18,11 @@ SPEC_FILE = "mlambda.toml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 MODULE_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-NETWORKS = ("any", "none")
+NETWORKS = ("any", "none", "platform")
+# Bounds on what a spec may hold (an instance's environment is copied into every process).
+MAX_DESCRIPTION = 1024
+MAX_PRELOAD = 64
+MAX_ENVIRONMENT_BYTES = 64 * 1024
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
@@ -71,7 +75,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Each instance's private /tmp (Lambda's ephemeral storage), in MB: a tmpfs, so what is
     # written there also counts against memory_mb.
     ephemeral_storage_mb: int = 512
-    # What an instance may reach: "any" network, or "none" (loopback only, its own namespace).
+    # What an instance may reach: "any" network; "none" (loopback only, its own namespace);
+    # "platform" (that, and the gateway at 127.0.0.1:<serve's port>, still with a key).
     network: str = "any"
     # A handler running longer than this is killed and the caller gets a timeout error.
     timeout_s: float = 30.0
@@ -83,11 +88,18 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_instances: int = 4
     # An instance idle this long is stopped (scale to zero unless min_instances keeps it).
     keep_alive_s: float = 300.0
+    # Requests per second this function accepts from all callers together (a token bucket of
+    # rate_limit_burst tokens; default: one second's worth); over it: 429 with Retry-After.
+    rate_limit: float | None = None
+    rate_limit_burst: float | None = None
     # How long a request may wait for a free instance before 429; None means timeout_s.
     queue_timeout_s: float | None = None
     # Packages the instance imports before the handler module (warms the runtime).
     preload: list[str] = []
     env: dict[str, str] = {}
+    # Like env, but stored encrypted, never returned by the API nor written to logs: the
+    # registry keeps their names only (the values are read from the verified bundle).
+    secrets: dict[str, str] = {}
     # With the zygote backend, fork instances from a template whose init already ran; false
     # when init starts threads (instances then fork from the runtime zygote and run init).
     fork_template: bool = True
@@ -98,6 +110,13 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     @property
     def queue_timeout(self) -> float:
         return self.timeout_s if self.queue_timeout_s is None else self.queue_timeout_s
+
+    @property
+    def rate(self) -> tuple[float, float] | None:
+        """(requests per second, burst) of the function's own rate limit, if it has one."""
+        if self.rate_limit is None:
+            return None
+        return self.rate_limit, self.rate_limit_burst or max(1.0, self.rate_limit)
 
     @property
     def threads(self) -> int:
@@ -124,6 +143,10 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
 
+    def redacted(self) -> FunctionSpec:
+        """The spec as the registry keeps it: secrets by name, with no values."""
+        return msgspec.structs.replace(self, secrets=dict.fromkeys(self.secrets, ""))
+
 
 _FIELDS = FunctionSpec.__struct_fields__
 _RANGES: dict[str, tuple[float, float]] = {
@@ -137,6 +160,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_instances": (1, 1000),
     "keep_alive_s": (0, 7 * 24 * 3600),
     "queue_timeout_s": (0, 900),
+    "rate_limit": (0.001, 1_000_000),
+    "rate_limit_burst": (1, 1_000_000),
     "template_keep_alive_s": (0, 7 * 24 * 3600),
 }
 
@@ -239,11 +264,32 @@ def _check(spec: FunctionSpec, source: str) -> None:
             f"{source}: function.min_instances ({spec.min_instances}) must not exceed "
             f"function.max_instances ({spec.max_instances})"
         )
-    for key in spec.env:
-        if not ENV_NAME_PATTERN.fullmatch(key):
-            raise InvalidSpec(f"{source}: function.env key {key!r} is not a valid variable name")
-        if key in RESERVED_ENV:
-            raise InvalidSpec(f"{source}: function.env.{key} is reserved and set by the platform")
+    for table, names in (("env", spec.env), ("secrets", spec.secrets)):
+        for key in names:
+            if not ENV_NAME_PATTERN.fullmatch(key):
+                raise InvalidSpec(
+                    f"{source}: function.{table} key {key!r} is not a valid variable name"
+                )
+            if key in RESERVED_ENV:
+                raise InvalidSpec(
+                    f"{source}: function.{table}.{key} is reserved and set by the platform"
+                )
+    if len(spec.description) > MAX_DESCRIPTION:
+        raise InvalidSpec(f"{source}: function.description is over {MAX_DESCRIPTION} characters")
+    if len(spec.preload) > MAX_PRELOAD:
+        raise InvalidSpec(f"{source}: function.preload lists over {MAX_PRELOAD} modules")
+    size = sum(len(k) + len(v) for table in (spec.env, spec.secrets) for k, v in table.items())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise InvalidSpec(
+            f"{source}: function.env and function.secrets hold {size} characters together; "
+            f"at most {MAX_ENVIRONMENT_BYTES} (put data in the bundle instead)"
+        )
+    both = sorted(set(spec.env) & set(spec.secrets))
+    if both:
+        raise InvalidSpec(
+            f"{source}: {', '.join(both)} is set in both function.env and function.secrets; "
+            "keep it in one"
+        )
 
 
 _BATCH_RANGES: dict[str, tuple[float, float]] = {

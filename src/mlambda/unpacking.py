@@ -73,6 +73,8 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise InvalidSpec(f"bundle member {name!r} is a {kind}; only files, dirs and symlinks")
     if name.startswith("/") or ".." in name.split("/"):
         raise InvalidSpec(f"bundle member {name!r} leaves the bundle (absolute path or '..')")
+    if posixpath.normpath(name) in ("", ".") and not member.isdir():
+        raise InvalidSpec(f"bundle member {name!r} names the bundle's root, not a file in it")
     if member.issym():
         target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
         if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
@@ -118,3 +120,8 @@ def extract(archive: bytes, target: Path, limits: Limits) -> None:
             tar.extractall(target, filter=guarded)
     except (tarfile.TarError, zlib.error, EOFError) as exc:
         raise InvalidSpec(f"bundle cannot be unpacked safely: {exc}") from None
+    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        # Members that contradict each other (a file where a directory is, twice the same...).
+        raise InvalidSpec(
+            f"bundle cannot be unpacked: its members contradict each other ({exc.strerror})"
+        ) from None

@@ -101,3 +101,9 @@ async def test_no_auth_mode_needs_no_key(tmp_path, make_function):
         assert not (tmp_path / "open" / "admin.key").exists()
     finally:
         await open_platform.stop()
+
+
+async def test_json_nested_too_deeply_is_a_400_not_a_500(http):
+    response = await http.post("/v1/functions/any/invoke", content=b"[" * 5000 + b"]" * 5000)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["errorMessage"]

@@ -6,6 +6,7 @@ import functools
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,13 +32,23 @@ class Server:
     """A running `mlambda serve`; ``client`` talks to it with the admin key."""
 
     def __init__(
-        self, data_dir: Path, *extra: str, cwd: Path | None = None, prefix: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        *extra: str,
+        cwd: Path | None = None,
+        prefix: tuple[str, ...] = (),
+        ca_file: Path | None = None,
     ) -> None:
         self.data_dir_arg = data_dir  # as given to --data-dir: may be relative to cwd
         self.cwd = cwd
         self.data_dir = cwd / data_dir if cwd is not None else data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # With ca_file the server speaks HTTPS (its certificate signed by that CA).
+        self.ca_file = ca_file
+        self.verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            self.verify = ssl.create_default_context(cafile=str(ca_file))
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
         self.extra = extra
         # A command that runs serve (as another user, in a namespace...): it execs its arguments.
         self.prefix = prefix
@@ -63,7 +74,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                healthz = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if healthz.status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -75,7 +87,7 @@ class Server:
 
     @functools.cached_property
     def client(self) -> Client:
-        return Client(self.url, self.key)
+        return Client(self.url, self.key, ca_file=self.ca_file)
 
     def deploy(self, directory: Path) -> dict:
         spec_name = directory.name
@@ -88,7 +100,9 @@ class Server:
 
     def http(self, method: str, path: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
         headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
-        return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+        return httpx.request(
+            method, self.url + path, headers=headers, timeout=60, verify=self.verify, **kwargs
+        )
 
     def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}

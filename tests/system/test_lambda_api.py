@@ -76,10 +76,11 @@ def test_unknown_function_is_resource_not_found(served):
     assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_a_wrong_secret_is_refused(served):
+def test_a_wrong_secret_is_refused_as_aws_refuses_it(served):
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         _client(served, secret="not-the-key").invoke(FunctionName="echo", Payload=b"{}")
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
 
 
 def test_event_invocation_is_refused_clearly_until_async_exists(served):

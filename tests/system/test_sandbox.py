@@ -253,3 +253,32 @@ def test_a_bundle_bomb_is_refused_and_a_deploy_never_delays_an_invoke(neighbours
         assert deploying.result()["changed"] is True
     assert latencies and max(latencies) < 1.0, latencies
     assert server.http("GET", "/v1/functions/bomb").status_code == 404
+
+
+def test_platform_network_reaches_the_gateway_and_nothing_else(server, make_function):
+    caller = """
+        import json, os, socket, urllib.request
+
+        def handler(event, context):
+            url = os.environ["MLAMBDA_URL"]
+            request = urllib.request.Request(url + "/healthz")
+            health = json.load(urllib.request.urlopen(request, timeout=5))
+            try:
+                urllib.request.urlopen(url + "/v1/functions", timeout=5)
+                listing = "allowed"
+            except urllib.error.HTTPError as exc:
+                listing = exc.code
+            try:
+                socket.create_connection(("192.0.2.1", 80), timeout=2).close()
+                outside = "connected"
+            except OSError as exc:
+                outside = str(exc)
+            return {"health": health["status"], "listing": listing, "outside": outside,
+                    "url": url}
+    """
+    server.deploy(make_function("caller", caller, network="platform"))
+    outcome = json.loads(server.client.invoke("caller", b"{}"))
+    assert outcome["url"] == f"http://127.0.0.1:{server.port}"
+    assert outcome["health"] == "ok"
+    assert outcome["listing"] == 401  # the gateway still wants a key
+    assert "unreachable" in outcome["outside"].lower()

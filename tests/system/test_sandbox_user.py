@@ -40,7 +40,7 @@ def _hidden_ancestor(path: Path) -> Path | None:
 def _as_nobody(workdir: Path) -> tuple[str, ...]:
     """A command prefix that runs the rest as nobody, with the interpreter reachable."""
     script = workdir / "as-nobody.sh"
-    lines = ["set -e"]
+    lines = ["set -e", "umask 022"]  # the test process may have the platform's 077
     prefix = Path(sys.base_prefix)
     hidden = _hidden_ancestor(prefix)
     if hidden is not None:

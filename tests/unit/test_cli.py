@@ -9,9 +9,9 @@ import pytest
 from mlambda import cli
 from mlambda.settings import Settings
 
-# Settings that are deliberately not flags: the key (a flag would show it in `ps`), the
+# Settings that are deliberately not flags: the keys (a flag would show them in `ps`), the
 # inherited environment, and auth (a negative flag, --no-auth, checked below).
-NOT_FLAGS = {"api_key", "instance_env", "auth"}
+NOT_FLAGS = {"api_key", "instance_env", "auth", "master_key"}
 
 
 def _flags(command: str) -> set[str]:
@@ -22,13 +22,14 @@ def _flags(command: str) -> set[str]:
 
 
 def test_every_server_setting_is_a_serve_flag():
-    fields = {f.name for f in dataclasses.fields(Settings)} - NOT_FLAGS - {"url"}
+    client_only = set(cli.CLIENT_FIELDS) - {"data_dir"}  # data_dir is both serve's and theirs
+    fields = {f.name for f in dataclasses.fields(Settings)} - NOT_FLAGS - client_only
     assert fields <= _flags("serve")
     assert set(cli.SERVE_FIELDS) == fields
     assert "no_auth" in _flags("serve")
 
 
-@pytest.mark.parametrize("command", ["deploy", "invoke", "ls", "ps", "show", "rm", "logs"])
+@pytest.mark.parametrize("command", ["deploy", "invoke", "ls", "ps", "show", "rm", "logs", "audit"])
 def test_client_commands_take_the_client_settings(command):
     assert set(cli.CLIENT_FIELDS) <= _flags(command)
 

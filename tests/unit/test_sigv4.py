@@ -41,6 +41,10 @@ def test_a_request_signed_with_the_key_verifies():
     [
         (lambda h, b: (h, b'{"n": 2}'), "does not match"),  # body changed after signing
         (lambda h, b: ({**h, "x-amz-date": "20000101T000000Z"}, b), "expired"),
+        (
+            lambda h, b: ({**h, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}, b),
+            "SHA-256 of the body",
+        ),
         (lambda h, b: ({**h, "authorization": "AWS4-HMAC-SHA1 x"}, b), "algorithm"),
     ],
 )
@@ -53,3 +57,36 @@ def test_a_tampered_request_is_refused(tamper, message):
 def test_another_secret_is_refused():
     with pytest.raises(sigv4.SignatureError, match="does not match"):
         _verify(*_signed(b"{}"), secret="mlk_other")
+
+
+@pytest.mark.parametrize(
+    ("skew", "accepted"), [(-240, True), (240, True), (-360, False), (360, False)]
+)
+def test_the_clock_skew_window_is_five_minutes(skew, accepted):
+    import time
+
+    headers, body = _signed(b"{}")
+    parts = urlsplit(URL)
+    verify = lambda: sigv4.verify(  # noqa: E731
+        secret="mlk_secret",
+        method="POST",
+        raw_path=parts.path,
+        query=parts.query,
+        headers={**headers, "host": "127.0.0.1:8080"},
+        body=body,
+        now=time.time() + skew,
+    )
+    if accepted:
+        verify()
+    else:
+        with pytest.raises(sigv4.SignatureError, match="5 minutes"):
+            verify()
+
+
+def test_a_declared_body_hash_must_be_the_body_sent():
+    import hashlib
+
+    headers, _ = _signed(b'{"n": 1}')
+    headers["x-amz-content-sha256"] = hashlib.sha256(b'{"n": 1}').hexdigest()
+    with pytest.raises(sigv4.SignatureError, match="SHA-256 of the body"):
+        _verify(headers, b'{"n": 999}')

@@ -327,3 +327,28 @@ def test_an_env_key_with_a_trailing_newline_is_refused():
 def test_a_handler_module_with_an_empty_segment_is_refused(handler):
     message = _error(base=f'[function]\nname = "echo"\nhandler = "{handler}"\n')
     assert "function.handler must be 'module:function'" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('description = "' + "x" * 2000 + '"', "description"),
+        ("preload = [" + ", ".join(f'"m{i}"' for i in range(70)) + "]", "preload"),
+        ('[function.env]\nBIG = "' + "x" * 70000 + '"', "at most 65536"),
+    ],
+)
+def test_absurd_values_are_refused_naming_the_field(extra, message):
+    text = '[function]\nname = "f"\nhandler = "app:handler"\n' + extra + "\n"
+    with pytest.raises(InvalidSpec, match=message):
+        parse_spec(text)
+
+
+def test_secrets_are_checked_like_env_and_redacted_for_the_registry():
+    text = '[function]\nname = "f"\nhandler = "app:handler"\n[function.secrets]\nTOKEN = "s3cret"\n'
+    spec = parse_spec(text)
+    assert spec.secrets == {"TOKEN": "s3cret"}
+    assert spec.redacted().secrets == {"TOKEN": ""}
+    with pytest.raises(InvalidSpec, match=r"both function\.env and function\.secrets"):
+        parse_spec(text + '[function.env]\nTOKEN = "x"\n')
+    with pytest.raises(InvalidSpec, match=r"function\.secrets\.LAMBDA_TASK_ROOT is reserved"):
+        parse_spec(text.replace("TOKEN", "LAMBDA_TASK_ROOT"))

@@ -151,3 +151,40 @@ def test_local_store_delete_of_a_malformed_digest_touches_nothing(tmp_path):
     outside.write_bytes(DATA)
     LocalStore(tmp_path / "store").delete("sha256:../../escape")
     assert outside.read_bytes() == DATA
+
+
+def test_an_encrypted_local_store_keeps_no_plaintext_and_checks_what_it_reads(tmp_path):
+    from mlambda.errors import ArtifactCorrupted
+    from mlambda.security.crypto import Envelope, MasterKeys
+
+    marker = b"plaintext-marker-in-the-model" * 10
+    store = LocalStore(tmp_path, Envelope(MasterKeys.generate()))
+    digest = store.put(marker)
+    assert digest == digest_of(marker)  # addressed by the plaintext's digest
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 2 and all(marker not in p.read_bytes() for p in files)
+    assert store.get(digest) == marker
+    artifact = next(p for p in files if not p.name.endswith(".key"))
+    raw = bytearray(artifact.read_bytes())
+    raw[-1] ^= 1
+    artifact.chmod(0o600)
+    artifact.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactCorrupted, match="redeploy"):
+        store.get(digest)
+    assert store.put(marker) == digest  # a redeploy repairs it
+    assert store.get(digest) == marker
+
+
+def test_plaintext_artifacts_from_before_are_encrypted_and_rewrapped(tmp_path):
+    from mlambda.security.crypto import Envelope, MasterKeys
+
+    digest = LocalStore(tmp_path).put(DATA)
+    envelope = Envelope(MasterKeys.generate())
+    store = LocalStore(tmp_path, envelope)
+    assert store.get(digest) == DATA  # still readable as it was
+    assert store.encrypt_plaintext() == 1
+    assert DATA not in next(p for p in tmp_path.rglob("*") if p.name == digest[7:]).read_bytes()
+    envelope.keys = envelope.keys.with_new_primary()
+    assert store.rewrap() == 1 and store.rewrap() == 0
+    envelope.keys = envelope.keys.only_primary()
+    assert store.get(digest) == DATA

@@ -119,13 +119,24 @@ class Sandboxing:
     """Builds each function's ``Sandbox`` from what the probe found."""
 
     def __init__(
-        self, report: SandboxReport, uids: range, data_dir: Path, pids: bool, pids_max: int
+        self,
+        report: SandboxReport,
+        uids: range,
+        data_dir: Path,
+        pids: bool,
+        pids_max: int,
+        port: int = 0,
+        scheme: str = "http",
     ) -> None:
         self.report = report
         self.uids = uids
         self.data_dir = data_dir
         self.pids = pids
         self.pids_max = pids_max
+        # network = "platform": the gateway's port, and the Unix socket it also listens on.
+        self.port = port
+        self.scheme = scheme
+        self.platform_socket = data_dir / "sandbox" / "gateway.sock"
 
     @property
     def enabled(self) -> bool:
@@ -163,15 +174,21 @@ class Sandboxing:
             task_root=task_root,
             tmp_mb=spec.ephemeral_storage_mb,
             fsize_mb=spec.ephemeral_storage_mb,
-            network="none" if spec.network == "none" else "any",
+            network=spec.network if spec.network in ("none", "platform") else "any",
+            platform_socket=str(self.platform_socket) if spec.network == "platform" else "",
+            platform_port=self.port if spec.network == "platform" else 0,
             nproc=nproc,
         )
 
-    def environment(self) -> dict[str, str]:
-        """What instances' environment must say inside the view (their own /tmp as home)."""
+    def environment(self, spec: FunctionSpec | None = None) -> dict[str, str]:
+        """What instances' environment must say inside the view (their own /tmp as home), and
+        where the gateway is for a function that may reach it."""
+        env = {}
         if self.enabled and self.report.working.view:
-            return {"HOME": "/tmp", "TMPDIR": "/tmp"}
-        return {}
+            env = {"HOME": "/tmp", "TMPDIR": "/tmp"}
+        if spec is not None and spec.network == "platform":
+            env["MLAMBDA_URL"] = f"{self.scheme}://127.0.0.1:{self.port}"
+        return env
 
 
 def wanted(settings_paths: str, data_dir: Path, staging: Path, uid: int, nofile: int) -> Sandbox:
@@ -223,6 +240,10 @@ def probe(
     return msgspec.convert(reply["config"], Sandbox), dict(reply["dropped"])
 
 
+def _gateway(settings: Settings) -> tuple[int, str]:
+    return settings.port, "https" if settings.tls_cert else "http"
+
+
 def make_sandboxing(settings: Settings, data_dir: Path, limits: ResourceLimits) -> Sandboxing:
     """Probe this machine and say what each function's instances will get."""
     if settings.sandbox not in MODES:
@@ -233,7 +254,9 @@ def make_sandboxing(settings: Settings, data_dir: Path, limits: ResourceLimits) 
     pids = limits.contains_processes
     if settings.sandbox == "off":
         report = SandboxReport("off", Sandbox(), [], {})
-        return Sandboxing(report, uids, data_dir, pids, settings.instance_pids_max)
+        return Sandboxing(
+            report, uids, data_dir, pids, settings.instance_pids_max, *_gateway(settings)
+        )
     root = os.geteuid() == 0
     staging = data_dir / "sandbox" / "root"
     want = wanted(settings.sandbox_paths, data_dir, staging, uids.start, settings.instance_nofile)
@@ -250,4 +273,4 @@ def make_sandboxing(settings: Settings, data_dir: Path, limits: ResourceLimits) 
             "--sandbox require: instances cannot be fully isolated here: "
             + "; ".join(report.warnings())
         )
-    return Sandboxing(report, uids, data_dir, pids, settings.instance_pids_max)
+    return Sandboxing(report, uids, data_dir, pids, settings.instance_pids_max, *_gateway(settings))

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlambda.errors import MlambdaError
-from mlambda.gateway import functions, invoke, lambda_api, oip
-from mlambda.gateway.auth import KeyAuth
+from mlambda.gateway import admin, functions, invoke, lambda_api, oip
+from mlambda.gateway.auth import AccessControl
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response
 from mlambda.platform import Platform
@@ -84,6 +84,11 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
         Route("/v1/instances", functions.list_processes, methods=["GET"]),
+        Route("/v1/keys", admin.list_keys, methods=["GET"]),
+        Route("/v1/keys", admin.create_key, methods=["POST"]),
+        Route("/v1/keys/{key}", admin.revoke_key, methods=["DELETE"]),
+        Route("/v1/audit", admin.audit_log, methods=["GET"]),
+        Route("/v1/master-key/rotate", admin.rotate_master_key, methods=["POST"]),
         Route("/2015-03-31/functions/{name}/invocations", lambda_api.invoke, methods=["POST"]),
         *oip.routes(),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
@@ -102,7 +107,7 @@ def create_app(platform: Platform) -> Starlette:
         finally:
             await platform.stop()
 
-    middleware = [Middleware(KeyAuth, key=platform.api_key)] if platform.api_key else []
+    middleware = [Middleware(AccessControl, platform=platform)]
     app = Starlette(
         routes=routes(),
         middleware=middleware,

@@ -35,3 +35,7 @@ def check_json(payload: bytes) -> None:
         msgspec.json.decode(payload)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Could not parse request body into json: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest(
+            "Could not parse request body into json: it is nested too deeply"
+        ) from None

@@ -9,7 +9,6 @@ from starlette.responses import Response
 
 from mlambda.errors import FunctionError
 from mlambda.gateway import function_url
-from mlambda.gateway.auth import bearer_token
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.responses import REQUEST_ID_HEADER, error_response, invocation_response
 from mlambda.platform import Platform
@@ -33,11 +32,10 @@ async def function_url_request(request: Request) -> Response:
     platform = _platform(request)
     name = request.path_params["name"]
     body = await read_body(request, platform.settings.max_payload_bytes)
+    # The key that authenticated this request is not the function's to see.
+    authenticated = "principal" in request.scope.get("state", {}) and platform.api_key
     headers = [
-        (k, v)
-        for k, v in request.headers.items()
-        # The platform's key authenticated this request; it is not the function's to see.
-        if not (k == "authorization" and bearer_token(v) == platform.api_key)
+        (k, v) for k, v in request.headers.items() if not (k == "authorization" and authenticated)
     ]
     event = function_url.build_event(
         method=request.method,

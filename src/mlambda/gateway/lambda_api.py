@@ -8,30 +8,28 @@ import base64
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import InvalidSpec, MlambdaError
+from mlambda.errors import InvalidSpec, MlambdaError, Unauthorized
 from mlambda.gateway.body import check_json, read_body
+from mlambda.gateway.responses import retry_headers
 from mlambda.observe.observer import log_lines
 from mlambda.platform import Platform
+from mlambda.security.permissions import function_name
 
 # Lambda returns the last 4 KB of the invocation's log with X-Amz-Log-Type: Tail.
 TAIL_BYTES = 4096
 
 
-def _function_name(raw: str) -> str:
-    """A name, or an ARN ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
-    if raw.startswith("arn:"):
-        parts = raw.split(":")
-        return parts[6] if len(parts) > 6 else raw
-    return raw.split(":", 1)[0]
-
-
 def aws_error(exc: MlambdaError) -> Response:
-    """Errors in the shape AWS clients parse: the type in a header and in the body."""
-    return JSONResponse(
-        {"Type": "User", "message": exc.message, **exc.to_body()},
-        status_code=exc.status,
-        headers={"x-amzn-ErrorType": exc.error_type},
-    )
+    """Errors in the shape AWS clients parse: the type in a header and in the body. AWS answers
+    a failed authentication with 403 and a type botocore knows."""
+    status, error_type = exc.status, exc.error_type
+    if isinstance(exc, Unauthorized):
+        status = 403
+        if error_type == Unauthorized.error_type:
+            error_type = "UnrecognizedClientException"
+    body = {"Type": "User", "message": exc.message, **exc.to_body(), "errorType": error_type}
+    headers = {"x-amzn-ErrorType": error_type, **retry_headers(exc)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def invoke(request: Request) -> Response:
@@ -43,7 +41,7 @@ async def invoke(request: Request) -> Response:
 
 
 async def _invoke(request: Request, platform: Platform) -> Response:
-    name = _function_name(request.path_params["name"])
+    name = function_name(request.path_params["name"])
     kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
     record = platform.get(name)
     if kind == "DryRun":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import FUNCTION_ERROR_HEADER, FunctionError, MlambdaError
+from mlambda.errors import FUNCTION_ERROR_HEADER, FunctionError, MlambdaError, Throttled
 from mlambda.pool.invocation import Invocation
 
 REQUEST_ID_HEADER = "X-Mlambda-Request-Id"
@@ -17,7 +19,15 @@ def error_response(exc: MlambdaError, request_id: str | None = None) -> JSONResp
         headers[FUNCTION_ERROR_HEADER] = "Unhandled"
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
+    headers.update(retry_headers(exc))
     return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers)
+
+
+def retry_headers(exc: MlambdaError) -> dict[str, str]:
+    """Retry-After (whole seconds, rounded up) for a throttle that knows when to come back."""
+    if isinstance(exc, Throttled) and exc.retry_after is not None:
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return {}
 
 
 def invocation_response(invocation: Invocation) -> Response:

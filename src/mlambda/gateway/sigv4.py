@@ -1,8 +1,11 @@
 """AWS Signature Version 4 verification, so that boto3 and the AWS CLI can call the Lambda API.
 
-The client signs with any access key id and the platform's API key as its secret access key
-(``aws_secret_access_key = <contents of admin.key>``). Verification recomputes the signature
-from the request, as the SigV4 specification defines it, and compares in constant time.
+A key made with ``mlambda keys create`` signs with its id as the access key id and its secret;
+the admin key signs with any other access key id (``aws_secret_access_key = <contents of
+admin.key>``). Verification recomputes the signature from the request, as the SigV4
+specification defines it, over the SHA-256 of the body actually received (a request whose
+``x-amz-content-sha256`` says anything else, ``UNSIGNED-PAYLOAD`` included, is refused, so a
+captured request cannot be replayed with another body), and compares in constant time.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import time
 from urllib.parse import parse_qsl, quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-# A signed request older or newer than this is refused, as AWS refuses it.
-MAX_SKEW_S = 15 * 60
+# A signed request older or newer than this is refused, as Lambda refuses it.
+MAX_SKEW_S = 5 * 60
 
 
 class SignatureError(Exception):
@@ -42,10 +45,22 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
+def access_key_id(headers: dict[str, str]) -> str:
+    """The access key id a signed request names (its Credential's first part)."""
+    fields = parse_authorization(headers.get("authorization", ""))
+    return fields["Credential"].split("/", 1)[0]
+
+
 def canonical_request(
     method: str, raw_path: str, query: str, headers: dict[str, str], signed: list[str], body: bytes
 ) -> str:
-    payload_hash = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
+    payload_hash = hashlib.sha256(body).hexdigest()
+    declared = headers.get("x-amz-content-sha256")
+    if declared is not None and declared != payload_hash:
+        raise SignatureError(
+            "x-amz-content-sha256 must be the SHA-256 of the body sent "
+            f"(got {declared[:64]!r}); unsigned or streaming payloads are not accepted"
+        )
     lines = [f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed]
     return "\n".join(
         [
@@ -86,7 +101,10 @@ def verify(
     except ValueError:
         raise SignatureError("missing or malformed X-Amz-Date") from None
     if abs((time.time() if now is None else now) - signed_at) > MAX_SKEW_S:
-        raise SignatureError("request signature expired (clock skew over 15 minutes)")
+        raise SignatureError(
+            "Signature expired: the request was signed more than 5 minutes from now "
+            "(check the client's clock)"
+        )
     signed = fields["SignedHeaders"].split(";")
     request = canonical_request(method, raw_path, query, headers, signed, body)
     scope = f"{date}/{region}/{service}/{terminator}"

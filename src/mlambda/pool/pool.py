@@ -25,6 +25,7 @@ from mlambda.errors import (
     function_error,
 )
 from mlambda.pool import scaling
+from mlambda.pool.capacity import Capacity
 from mlambda.pool.environment import instance_environment, model_config
 from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Invocation, Observer
@@ -80,9 +81,15 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
         limits: ResourceLimits | None = None,
         sandbox: protocol.Sandbox | None = None,
+        secrets: dict[str, str] | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
+        # Places for instances shared with every other pool (--max-instances-total).
+        self.capacity = capacity
         self.limits = limits
         self.sandbox = sandbox
+        # [function.secrets] values: into the instances' environment only, never logged.
+        self.secrets = secrets or {}
         self.record = record
         self.spec = record.spec
         self.task_root = task_root
@@ -336,10 +343,12 @@ class Pool:
             with contextlib.suppress(ValueError):
                 self._queue.remove(item)
         self.observer.throttled(self.record)
+        platform_full = " (the platform is at --max-instances-total)"
         raise Throttled(
             f"Rate exceeded: no instance of {self.spec.name!r} was free within "
             f"{self.spec.queue_timeout:g} s (max_instances = {self.spec.max_instances}, "
             f"concurrency = {self.spec.concurrency}); retry later or raise max_instances"
+            + (platform_full if self.capacity is not None and self.capacity.full else "")
         )
 
     def _hand_out(self) -> None:
@@ -389,7 +398,10 @@ class Pool:
             min_instances=self.spec.min_instances,
             max_instances=self.spec.max_instances,
         )
-        for _ in range(scaling.instances_to_start(snapshot)):
+        wanted = scaling.instances_to_start(snapshot)
+        if self.capacity is not None and wanted:
+            wanted = self.capacity.take(wanted, self._scale)
+        for _ in range(wanted):
             # Counted now, not when the task first runs: a second _scale in this same turn of
             # the loop must see this start, or it would start past max_instances.
             self.starting += 1
@@ -408,9 +420,13 @@ class Pool:
             instance = await self._launch(instance_id)
         except (InitError, ExitError) as exc:
             # Every queued request would meet the same failure: answer them all with it.
+            self._give_back()
             self._fail_queue(exc)
             return
-        except Exception as exc:
+        except BaseException as exc:
+            self._give_back()
+            if not isinstance(exc, Exception):
+                raise
             self._fail_queue(ServiceUnavailable(f"could not start an instance: {exc}"))
             return
         finally:
@@ -418,6 +434,7 @@ class Pool:
             self._report_instances()
         if self.closed:
             await instance.stop()
+            self._give_back()
             return
         self.instances.append(instance)
         self._spawn(self._watch(instance))
@@ -430,6 +447,7 @@ class Pool:
         env = instance_environment(
             self.base_env, self.spec, self.record.version, self.task_root, instance_id
         )
+        env.update(self.secrets)
         return StartRequest(
             instance_id,
             self.record.version,
@@ -467,7 +485,7 @@ class Pool:
             concurrency=self.spec.concurrency,
             max_response_bytes=self.max_response_bytes,
             preload=self.spec.modules_to_preload,
-            env=dict(self.spec.env),
+            env={**self.spec.env, **self.secrets},
             threads=self.spec.threads,
             model=model_config(self.spec),
             batched=self.spec.batch is not None and not self.spec.is_model,
@@ -496,11 +514,16 @@ class Pool:
                 limit.release()  # kills what the instance left behind (setsid'd or not)
         with contextlib.suppress(ValueError):
             self.instances.remove(instance)
+        self._give_back()
         timer = self._idle_timers.pop(instance.id, None)
         if timer is not None:
             timer.cancel()
         self._report_instances()
         self._scale()
+
+    def _give_back(self) -> None:
+        if self.capacity is not None:
+            self.capacity.give_back()
 
     def _arm_idle_timer(self, instance: Instance) -> None:
         loop = asyncio.get_running_loop()

@@ -25,7 +25,8 @@ class FunctionRecord:
             "digest": self.digest,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
-            "config": self.spec.to_dict(),
+            # Secrets by name only: their values never leave the bundle and the instance.
+            "config": {**self.spec.to_dict(), "secrets": sorted(self.spec.secrets)},
         }
 
 

@@ -58,8 +58,11 @@ class Sandbox(msgspec.Struct, kw_only=True, frozen=True):
     tmp_mb: int = 512
     # Instances forked from a template each get their own /tmp (over the template's).
     instance_tmp: bool = False
-    # "any", or "none": a network namespace of its own with loopback only.
+    # "any"; "none": a network namespace of its own with loopback only; "platform": that, and
+    # the gateway at 127.0.0.1:platform_port, forwarded to its Unix socket platform_socket.
     network: str = "any"
+    platform_socket: str = ""
+    platform_port: int = 0
     # Resource limits (setrlimit); 0 leaves one as it is.
     nofile: int = 1024
     fsize_mb: int = 0

@@ -29,13 +29,15 @@ from collections.abc import Callable
 
 import msgspec
 
-from mlambda.runtime import linux
+from mlambda.runtime import forwarder, linux
 from mlambda.runtime.protocol import Sandbox
 
 MB = 1024 * 1024
 # What every sandbox's /dev holds (bound from the host), besides the configured devices.
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
 _RO = linux.MS_NOSUID | linux.MS_NODEV
+# Where the gateway's Unix socket is inside the view (network = "platform").
+PLATFORM_SOCKET = "/run/mlambda/gateway.sock"
 # Where a template's /tmp is seen a second time, with nothing mounted inside (see _tmp).
 INIT_TMP = "/.init-tmp"
 
@@ -55,11 +57,12 @@ def enter(config: Sandbox) -> None:
     if config.userns:
         _step("userns", _own_user_namespace)
     flags = (linux.CLONE_NEWNS | linux.CLONE_NEWIPC) if config.view else 0
-    if config.network == "none":
+    isolated = config.network in ("none", "platform")
+    if isolated:
         flags |= linux.CLONE_NEWNET
     if flags:
         _step("namespaces", linux.unshare, flags)
-    if config.network == "none":
+    if isolated:
         _step("network", linux.loopback_up)
     if config.view:
         _step("view", build_view, config)
@@ -68,9 +71,12 @@ def enter(config: Sandbox) -> None:
     elif config.userns:
         _step("userns", _give_up_capabilities)
     _settle(parent)
+    if config.network == "platform":
+        # After the privileges went: the forwarder is as unprivileged as the function.
+        _step("platform", forwarder.start, config.platform_port, PLATFORM_SOCKET)
 
 
-def _step(name: str, action: Callable[..., None], *args: object) -> None:
+def _step(name: str, action: Callable[..., object], *args: object) -> None:
     try:
         action(*args)
     except OSError as exc:
@@ -143,6 +149,8 @@ def _placements(config: Sandbox) -> list[tuple[str, Placement]]:
     placements += [(path, _bind) for path in config.read_only]
     placements += [(path, _mask) for path in config.mask]
     placements.append((config.task_root, _bind))
+    if config.network == "platform":
+        placements.append((PLATFORM_SOCKET, _platform_socket))
     return sorted(placements, key=lambda item: item[0].rstrip("/").count("/"))
 
 
@@ -170,6 +178,13 @@ def _mask(target: str, source: str, config: Sandbox) -> None:
     if inner.startswith(source.rstrip("/") + "/"):
         os.makedirs(target + inner[len(source.rstrip("/")) :], exist_ok=True)
     linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_RDONLY | _RO)
+
+
+def _platform_socket(target: str, source: str, config: Sandbox) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    open(target, "a").close()
+    # Read-only does not stop connect(): a socket is not written through its file.
+    linux.bind_read_only(config.platform_socket, target)
 
 
 def _proc(target: str, source: str, config: Sandbox) -> None:
@@ -286,6 +301,7 @@ def without(config: Sandbox, step: str) -> Sandbox:
         "userns": {"userns": False, "view": False, "instance_tmp": False},
         "namespaces": {"view": False, "network": "any", "instance_tmp": False},
         "network": {"network": "any"},
+        "platform": {"network": "any"},
         "view": {"view": False, "instance_tmp": False},
         "uid": {"uid": -1, "gid": -1},
         "instance_tmp": {"instance_tmp": False},

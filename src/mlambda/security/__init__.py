@@ -1,0 +1,1 @@
+"""Keys, scopes, rate limits, the audit log and encryption at rest."""

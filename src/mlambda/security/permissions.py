@@ -1,0 +1,92 @@
+"""What each route needs (pure): the scope, the function it acts on, and whether it is a
+control-plane call the audit log records. One table, so every route is checked the same way and
+a test can walk it against the OpenAPI document."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from urllib.parse import unquote
+
+from mlambda.security.keys import Need
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    method: str
+    path: str  # a route template: {name} is a function, {path} the rest of a function URL
+    action: str  # "open" (no key), "read", "invoke", "deploy" or "admin"
+    # The audit log's name for a control-plane call; "" for calls it does not record.
+    audit: str = ""
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.escape(self.path).replace(r"\{path\}", "(?P<path>.*)")
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
+        return re.compile(regex)
+
+
+ANY = "*"
+FN = "/v1/functions/{name}"
+V2 = "/v2/models/{name}"
+V2V = "/v2/models/{name}/versions/{version}"
+RULES = (
+    Rule("GET", "/healthz", "open"),
+    Rule("GET", "/v2/health/live", "open"),
+    Rule("GET", "/v2/health/ready", "open"),
+    Rule("GET", "/metrics", "read"),
+    Rule("GET", "/openapi.json", "read"),
+    Rule("GET", "/v1/functions", "read"),
+    Rule("GET", FN, "read"),
+    Rule("PUT", FN, "deploy", "function.deploy"),
+    Rule("DELETE", FN, "deploy", "function.delete"),
+    Rule("POST", f"{FN}/invoke", "invoke"),
+    Rule("GET", f"{FN}/logs", "read"),
+    Rule("GET", "/v1/instances", "read"),
+    Rule("GET", "/v1/keys", "admin"),
+    Rule("POST", "/v1/keys", "admin", "keys.create"),
+    Rule("DELETE", "/v1/keys/{key}", "admin", "keys.revoke"),
+    Rule("POST", "/v1/master-key/rotate", "admin", "master_key.rotate"),
+    Rule("GET", "/v1/audit", "admin"),
+    Rule("POST", "/2015-03-31/functions/{name}/invocations", "invoke"),
+    Rule("GET", "/v2", "read"),
+    Rule("GET", V2, "read"),
+    Rule("GET", f"{V2}/ready", "read"),
+    Rule("POST", f"{V2}/infer", "invoke"),
+    Rule("GET", V2V, "read"),
+    Rule("GET", f"{V2V}/ready", "read"),
+    Rule("POST", f"{V2V}/infer", "invoke"),
+    Rule(ANY, "/fn/{name}", "invoke"),
+    Rule(ANY, "/fn/{name}/{path}", "invoke"),
+)
+_COMPILED = [(rule, rule.pattern) for rule in RULES]
+# What an unknown route needs: a key of any kind, so a probe without one learns nothing.
+UNKNOWN = Rule(ANY, "", "read")
+
+
+def rule_for(method: str, path: str) -> tuple[Rule, str]:
+    """The rule for a request, and the function it names ("" for none)."""
+    for rule, pattern in _COMPILED:
+        match = pattern.fullmatch(path)
+        if match and rule.method in (method, ANY, "GET" if method == "HEAD" else ""):
+            name = match.groupdict().get("name") or ""
+            return rule, function_name(name)
+    return UNKNOWN, ""
+
+
+def need_for(method: str, path: str) -> Need | None:
+    """What a request needs; None for an open route."""
+    rule, function = rule_for(method, path)
+    if rule.action == "open":
+        return None
+    return Need(rule.action, function)
+
+
+def function_name(raw: str) -> str:
+    """A name, ``name:qualifier``, or an ARN ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]``
+    (the Lambda API takes all three) -> the function's name."""
+    raw = unquote(raw)
+    if raw.startswith("arn:"):
+        parts = raw.split(":")
+        return parts[6] if len(parts) > 6 else raw
+    return raw.split(":", 1)[0]
