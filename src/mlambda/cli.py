@@ -190,7 +190,12 @@ def _payload(data: str | None) -> bytes:
     if data == "-":
         return sys.stdin.buffer.read()
     if data.startswith("@"):
-        return Path(data[1:]).read_bytes()
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            message = f"cannot read the event file {data[1:]!r}: {reason}"
+            raise errors.InvalidRequest(message) from None
     return data.encode()
 
 
@@ -446,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     invoke = commands.add_parser(
         "invoke", help="invoke a function; prints its result JSON on stdout"
     )
-    invoke.add_argument("name")
+    invoke.add_argument(
+        "name", metavar="NAME", help="the function to invoke (as `mlambda ls` shows it)"
+    )
     invoke.add_argument(
         "--data", "-d", help="event JSON, @FILE to read a file, or - for stdin (default {})"
     )

@@ -52,3 +52,20 @@ def test_unreachable_server_is_a_clear_error(capsys):
     code = cli.main(["ls", "--url", "http://127.0.0.1:9"])
     assert code == 7
     assert "cannot reach mlambda at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_missing_event_file_is_a_clear_error_before_any_request(capsys, tmp_path):
+    missing = tmp_path / "missing.json"
+    # port 9 is closed: had the CLI gone to the server first, the exit code would be 7
+    code = cli.main(["invoke", "hello", "--data", f"@{missing}", "--url", "http://127.0.0.1:9"])
+    assert code == 2
+    err = capsys.readouterr().err
+    expected = f"error: cannot read the event file {str(missing)!r}: No such file or directory"
+    assert err.strip() == expected
+
+
+def test_invoke_help_describes_its_argument(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["invoke", "--help"])
+    out = capsys.readouterr().out
+    assert "NAME" in out and "the function to invoke" in out
