@@ -1,27 +1,38 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Two stamps: what serving the examples needs, and the rest that the tests need.
+SERVE_STAMP := $(VENV)/.serve-$(HASH)
+STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox
+.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $@
+$(SERVE_STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing mlambda and what the examples need (scikit-learn, skops) into $(VENV)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[examples,sklearn]'
+	@rm -f $(VENV)/.serve-*
+	@touch $@
+
+$(STAMP): $(SERVE_STAMP)
+	@echo "==> installing what the tests need (every model runtime, PyTorch CPU, linters) into $(VENV)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'
+	@rm -f $(VENV)/.test-*
+	@touch $@
+
+install-serve: $(SERVE_STAMP)
 
 install: $(STAMP)
 
-examples/fraud/model.joblib: examples/fraud/train.py $(STAMP)
+examples/fraud/model.joblib: examples/fraud/train.py $(SERVE_STAMP)
 	$(BIN)/python examples/fraud/train.py
 
-examples/iris/iris.skops: examples/iris/train.py $(STAMP)
+examples/iris/iris.skops: examples/iris/train.py $(SERVE_STAMP)
 	$(BIN)/python examples/iris/train.py
 
 ## serve: install into .venv and run the platform on 127.0.0.1:8080 with the examples deployed
-serve: install examples/fraud/model.joblib examples/iris/iris.skops
+serve: install-serve examples/fraud/model.joblib examples/iris/iris.skops
 	$(BIN)/mlambda serve --deploy examples/hello --deploy examples/fraud --deploy examples/iris
 
 ## test: install and run lint, type checks and the whole test suite

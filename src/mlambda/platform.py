@@ -42,6 +42,7 @@ from mlambda.settings import Settings
 from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
 from mlambda.store import LocalStore
 from mlambda.store.base import ArtifactStore, digest_of
+from mlambda.urlconfig import UrlSpec
 
 log = logging.getLogger("mlambda")
 
@@ -108,6 +109,7 @@ class Platform:
             sandbox=self.sandboxing.config_for(record.spec, uid, task_root),
             secrets=secrets,
             capacity=self.capacity,
+            region=self.settings.region,
         )
 
     async def start(self) -> None:
@@ -202,10 +204,13 @@ class Platform:
         *,
         kind: str = "",
         params: dict[str, str] | None = None,
+        qualifier: str = "",
     ) -> Invocation:
         pool = await self.router.pool_for(name)
         await self._admit(pool)
-        return await pool.invoke(payload, client_context=client_context, kind=kind, params=params)
+        return await pool.invoke(
+            payload, client_context=client_context, kind=kind, params=params, qualifier=qualifier
+        )
 
     async def _admit(self, pool: Pool) -> None:
         """The function's own rate limit (all callers together), before any instance work."""
@@ -232,6 +237,13 @@ class Platform:
                 raise invocation.error
             pool.metadata = invocation.body
         return pool.metadata
+
+    def url_config(self, name: str) -> UrlSpec | None:
+        """A function's [function.url] (None: none set, or no such function), without starting
+        anything: an anonymous request must not make the platform do work."""
+        pool = self.router.pools.get(name)
+        record = pool.record if pool is not None else self.registry.get(name)
+        return record.spec.url if record is not None else None
 
     def get(self, name: str) -> FunctionRecord:
         record = self.registry.get(name)

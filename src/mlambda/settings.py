@@ -92,6 +92,11 @@ class Settings:
     master_key_command: str = ""
     master_key: str | None = None
     master_key_file: Path | None = None
+    # The region functions see (AWS_REGION, AWS_DEFAULT_REGION, their ARNs): where the AWS SDK in
+    # a handler sends its calls unless the function says otherwise.
+    region: str = "us-east-1"
+    # `serve` prints one line per HTTP request (uvicorn's access log).
+    access_log: bool = False
     # Rate limits shared by several gateways live here (redis://...); empty: in this process.
     redis_url: str = ""
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).

@@ -13,6 +13,7 @@ import msgspec
 from mlambda.errors import InvalidSpec
 from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
 from mlambda.runtime.loaders import preload as runtime_preload
+from mlambda.urlconfig import CorsSpec, UrlSpec, check_url
 
 SPEC_FILE = "mlambda.toml"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -33,7 +34,13 @@ RESERVED_ENV = frozenset(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
         "AWS_LAMBDA_LOG_GROUP_NAME",
         "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_EXECUTION_ENV",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
         "_HANDLER",
     }
 )
@@ -66,6 +73,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     trust_pickle: bool = False
     # Dynamic batching; absent means every request is its own call.
     batch: BatchSpec | None = None
+    # The function URL's auth (a key by default, or public) and CORS (urlconfig.py).
+    url: UrlSpec | None = None
     description: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
@@ -208,13 +217,17 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
             f"{source}: function.framework and function.trust_pickle apply to model functions "
             "only; set function.model to the model file"
         )
-    batch = table.get("batch")
-    if isinstance(batch, dict):
-        for key in batch:
-            if key not in BatchSpec.__struct_fields__:
-                close = difflib.get_close_matches(key, BatchSpec.__struct_fields__, n=1)
-                hint = f" (did you mean function.batch.{close[0]}?)" if close else ""
-                raise InvalidSpec(f"{source}: unknown field function.batch.{key}{hint}")
+    url = table.get("url")
+    for section, struct, fields in (
+        ("batch", BatchSpec, table.get("batch")),
+        ("url", UrlSpec, url),
+        ("url.cors", CorsSpec, url.get("cors") if isinstance(url, dict) else None),
+    ):
+        for key in fields if isinstance(fields, dict) else ():
+            if key not in struct.__struct_fields__:
+                close = difflib.get_close_matches(key, struct.__struct_fields__, n=1)
+                hint = f" (did you mean function.{section}.{close[0]}?)" if close else ""
+                raise InvalidSpec(f"{source}: unknown field function.{section}.{key}{hint}")
     try:
         spec = msgspec.convert(table, FunctionSpec)
     except msgspec.ValidationError as exc:
@@ -252,6 +265,8 @@ def _check(spec: FunctionSpec, source: str) -> None:
                     f"{source}: function.batch.{field} must be between {low:g} and {high:g}, "
                     f"got {value!r}"
                 )
+    if spec.url is not None:
+        check_url(spec.url, source)
     if spec.network not in NETWORKS:
         close = difflib.get_close_matches(spec.network, NETWORKS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -97,3 +98,106 @@ def test_a_failing_handler_is_a_502(web):
     failed = web.http("GET", "/fn/web/fail")
     assert failed.status_code == 502
     assert failed.json()["errorType"] == "KeyError"
+
+
+PUBLIC = """
+    def handler(event, context):
+        return {"statusCode": 200, "headers": {"access-control-allow-origin": "https://mine.example"},
+                "body": event["requestContext"]["http"]["method"] + " " + event["rawPath"]}
+"""
+
+
+def _url_function(root, name: str, url: str):  # type: ignore[no-untyped-def]
+    from tests.conftest import write_function
+
+    directory = write_function(root, name, PUBLIC)
+    with (directory / "mlambda.toml").open("a") as toml:
+        toml.write(url)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def urls(shared_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("urls")
+    cors = (
+        "[function.url.cors]\n"
+        'allow_origins = ["https://app.example.com"]\n'
+        'allow_methods = ["GET", "POST"]\n'
+        'allow_headers = ["content-type"]\n'
+        'expose_headers = ["x-mlambda-request-id"]\n'
+        "max_age = 300\n"
+    )
+    shared_server.deploy(
+        _url_function(root, "public", '[function.url]\nauth_type = "NONE"\n' + cors)
+    )
+    shared_server.deploy(_url_function(root, "keyed", cors))
+    shared_server.deploy(_url_function(root, "plain", ""))
+    return shared_server
+
+
+def _anonymous(server, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+    import httpx
+
+    return httpx.request(method, server.url + path, timeout=30, **kwargs)
+
+
+def test_a_public_url_answers_without_a_key_and_keeps_the_callers_authorization(urls):
+    response = _anonymous(urls, "GET", "/fn/public/hello")
+    assert response.status_code == 200 and response.text == "GET /hello"
+    # A caller's own Authorization reaches the function of a public URL (it is not ours).
+    assert _anonymous(urls, "POST", "/fn/public/x", headers={"Authorization": "Bearer t"}).text == (
+        "POST /x"
+    )
+
+
+def test_a_url_without_auth_type_none_refuses_a_request_without_a_key(urls):
+    for name in ("keyed", "plain"):
+        response = _anonymous(urls, "GET", f"/fn/{name}/hello")
+        assert response.status_code == 401, name
+        assert urls.http("GET", f"/fn/{name}/hello").text == "GET /hello"
+
+
+def test_a_scoped_invoke_key_opens_its_own_functions_url_only(urls):
+    created = urls.cli("keys", "create", "url-caller", "--scope", "invoke:keyed", "--json")
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert _anonymous(urls, "GET", "/fn/keyed/a", headers=auth).status_code == 200
+    assert _anonymous(urls, "GET", "/fn/plain/a", headers=auth).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["public", "keyed"])
+def test_a_cors_preflight_is_answered_as_configured_without_a_key(urls, name):
+    asked = {
+        "Origin": "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    response = _anonymous(urls, "OPTIONS", f"/fn/{name}/predict", headers=asked)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert response.headers["access-control-allow-methods"] == "GET, POST"
+    assert response.headers["access-control-allow-headers"] == "content-type"
+    assert response.headers["access-control-max-age"] == "300"
+    refused = _anonymous(
+        urls, "OPTIONS", f"/fn/{name}/predict", headers={**asked, "Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_cors_headers_on_responses_replace_the_functions_own(urls):
+    response = _anonymous(
+        urls, "GET", "/fn/public/x", headers={"Origin": "https://app.example.com"}
+    )
+    assert response.headers.get_list("access-control-allow-origin") == ["https://app.example.com"]
+    assert response.headers["access-control-expose-headers"] == "x-mlambda-request-id"
+    other = _anonymous(urls, "GET", "/fn/public/x", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_without_cors_settings_a_preflight_goes_to_the_function_with_a_key(urls):
+    asked = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    assert _anonymous(urls, "OPTIONS", "/fn/plain/x", headers=asked).status_code == 401
+    response = urls.http("OPTIONS", "/fn/plain/x", headers=asked)
+    assert response.text == "OPTIONS /x"
+    assert response.headers["access-control-allow-origin"] == "https://mine.example"

@@ -11,7 +11,7 @@ from mlambda.errors import InvalidRequest
 from mlambda.gateway.app import routes
 from mlambda.gateway.openapi import document
 from mlambda.security.keys import Need, Scope, allows, parse_token, token
-from mlambda.security.permissions import RULES, function_name, need_for, rule_for
+from mlambda.security.permissions import RULES, function_name, function_ref, need_for, rule_for
 
 # What each scope may do to a function named "fraud" (the OpenAPI walk below fills names in).
 COVERS_FRAUD = {
@@ -144,16 +144,19 @@ def test_rules_are_unique():
 
 
 @pytest.mark.parametrize(
-    ("raw", "name"),
+    ("raw", "name", "qualifier"),
     [
-        ("fraud", "fraud"),
-        ("fraud:prod", "fraud"),
-        ("arn:aws:lambda:eu-west-1:123456789012:function:fraud", "fraud"),
-        ("arn:aws:lambda:eu-west-1:123456789012:function:fraud:7", "fraud"),
-        ("arn%3Aaws%3Alambda%3Aeu-west-1%3A1%3Afunction%3Afraud", "fraud"),
+        ("fraud", "fraud", ""),
+        ("fraud:prod", "fraud", "prod"),
+        ("fraud:$LATEST", "fraud", "$LATEST"),
+        ("arn:aws:lambda:eu-west-1:123456789012:function:fraud", "fraud", ""),
+        ("arn:aws:lambda:eu-west-1:123456789012:function:fraud:7", "fraud", "7"),
+        ("arn%3Aaws%3Alambda%3Aeu-west-1%3A1%3Afunction%3Afraud", "fraud", ""),
+        ("arn:aws:lambda:eu-west-1", "arn:aws:lambda:eu-west-1", ""),
     ],
 )
-def test_function_name_takes_names_qualifiers_and_arns(raw, name):
+def test_function_ref_takes_names_qualifiers_and_arns(raw, name, qualifier):
+    assert function_ref(raw) == (name, qualifier)
     assert function_name(raw) == name
 
 

@@ -55,6 +55,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405) and lambda_api.LAMBDA_PATH.match(request.url.path):
+        return lambda_api.unknown_operation(request.method, request.url.path)
     error_type = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(
         exc.status_code, "HTTPException"
     )

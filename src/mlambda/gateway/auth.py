@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlambda.errors import Forbidden, MlambdaError, PayloadTooLarge, Throttled, Unauthorized
 from mlambda.gateway import sigv4
+from mlambda.gateway.cors import is_preflight
 from mlambda.gateway.responses import error_response, retry_headers
 from mlambda.security import keys
 from mlambda.security.keys import Need, Principal
@@ -51,7 +52,9 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         rule, function = rule_for(scope["method"], scope["path"])
-        if rule.action == "open":
+        if rule.action == "open" or (
+            rule.path.startswith("/fn/") and self._open_url(scope, function)
+        ):
             await self.app(scope, receive, send)
             return
         source = scope["client"][0] if scope.get("client") else ""
@@ -94,6 +97,17 @@ class AccessControl:
             await self._audited(rule, principal, source, function, scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _open_url(self, scope: Scope, name: str) -> bool:
+        """A public function URL (auth_type NONE), or a CORS preflight to one with CORS set: a
+        browser sends a preflight with no key. The route answers it without the function."""
+        url = self.platform.url_config(name)
+        if url is None:
+            return False
+        if url.public:
+            return True
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        return url.cors is not None and is_preflight(scope["method"], headers)
 
     async def _authenticate(self, scope: Scope, receive: Receive) -> tuple[Principal, Receive]:
         platform = self.platform

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlambda.errors import FunctionError
-from mlambda.gateway import function_url
+from mlambda.gateway import cors, function_url
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.responses import REQUEST_ID_HEADER, error_response, invocation_response
 from mlambda.platform import Platform
@@ -31,6 +31,21 @@ async def invoke(request: Request) -> Response:
 async def function_url_request(request: Request) -> Response:
     platform = _platform(request)
     name = request.path_params["name"]
+    url = platform.url_config(name)
+    settings = url.cors if url is not None else None
+    if settings is not None and cors.is_preflight(request.method, dict(request.headers)):
+        return Response(status_code=200, headers=dict(cors.preflight(settings, request.headers)))
+    response = await _call_url(request, platform, name)
+    if settings is not None:
+        # As Lambda: with CORS configured, the URL's settings replace the function's own.
+        for key in [k for k in response.headers if k.startswith("access-control-")]:
+            del response.headers[key]
+        for key, value in cors.response_headers(settings, request.headers.get("origin")):
+            response.headers.append(key, value)
+    return response
+
+
+async def _call_url(request: Request, platform: Platform, name: str) -> Response:
     body = await read_body(request, platform.settings.max_payload_bytes)
     # The key that authenticated this request is not the function's to see.
     authenticated = "principal" in request.scope.get("state", {}) and platform.api_key

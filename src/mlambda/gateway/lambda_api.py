@@ -4,19 +4,92 @@
 from __future__ import annotations
 
 import base64
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import InvalidSpec, MlambdaError, Unauthorized
+from mlambda.errors import (
+    FunctionNotFound,
+    InvalidSpec,
+    MlambdaError,
+    NotFound,
+    Unauthorized,
+)
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.responses import retry_headers
 from mlambda.observe.observer import log_lines
 from mlambda.platform import Platform
-from mlambda.security.permissions import function_name
+from mlambda.runtime.context import function_arn
+from mlambda.security.permissions import function_ref
 
 # Lambda returns the last 4 KB of the invocation's log with X-Amz-Log-Type: Tail.
 TAIL_BYTES = 4096
+# Lambda API calls that are not served here, by name, so a client is told which one it made.
+_F = r"/2015-03-31/functions/[^/]+"
+OPERATIONS = tuple(
+    (method, re.compile(path + "/?"), name)
+    for method, path, name in (
+        ("GET", "/2015-03-31/functions", "ListFunctions"),
+        ("POST", "/2015-03-31/functions", "CreateFunction"),
+        ("GET", _F, "GetFunction"),
+        ("DELETE", _F, "DeleteFunction"),
+        ("GET", f"{_F}/configuration", "GetFunctionConfiguration"),
+        ("PUT", f"{_F}/configuration", "UpdateFunctionConfiguration"),
+        ("PUT", f"{_F}/code", "UpdateFunctionCode"),
+        ("GET", f"{_F}/versions", "ListVersionsByFunction"),
+        ("POST", f"{_F}/versions", "PublishVersion"),
+        ("GET", f"{_F}/aliases", "ListAliases"),
+        ("POST", f"{_F}/aliases", "CreateAlias"),
+        ("GET", f"{_F}/aliases/[^/]+", "GetAlias"),
+        ("GET", f"{_F}/policy", "GetPolicy"),
+        ("POST", f"{_F}/policy", "AddPermission"),
+        ("GET", r"/2015-03-31/event-source-mappings", "ListEventSourceMappings"),
+        ("POST", r"/2015-03-31/event-source-mappings", "CreateEventSourceMapping"),
+        ("POST", r"/2014-11-13/functions/[^/]+/invoke-async", "InvokeAsync"),
+        (
+            "POST",
+            r"/2021-11-15/functions/[^/]+/response-streaming-invocations",
+            "InvokeWithResponseStream",
+        ),
+        ("GET", r"/2021-10-31/functions/[^/]+/url", "GetFunctionUrlConfig"),
+        ("GET", r"/2016-08-19/account-settings", "GetAccountSettings"),
+    )
+)
+# The date-versioned paths of the Lambda API: errors there are in the shape AWS clients parse.
+LAMBDA_PATH = re.compile(r"/20\d\d-\d\d-\d\d/")
+
+
+class UnknownOperation(NotFound):
+    error_type = "UnknownOperationException"
+
+
+def unknown_operation(method: str, path: str) -> Response:
+    """What a Lambda API call that is not served here gets: an error botocore parses."""
+    name = next((n for m, p, n in OPERATIONS if m == method and p.fullmatch(path)), "")
+    called = f"{name} ({method} {path})" if name else f"{method} {path}"
+    return aws_error(
+        UnknownOperation(
+            f"The Lambda API operation {called} is not available in mlambda; of the Lambda API "
+            "it serves Invoke. The rest is in the mlambda API (/openapi.json)."
+        )
+    )
+
+
+def qualified(
+    name: str, path_qualifier: str, query_qualifier: str | None, version: str, region: str
+) -> str:
+    """The qualifier a Lambda call named (in the name, the ARN or ?Qualifier=), checked against
+    what is deployed: another version's code is never run in its place."""
+    if query_qualifier and path_qualifier and query_qualifier != path_qualifier:
+        raise InvalidSpec(
+            "The derived qualifier from the function name does not match the specified "
+            f"qualifier ({path_qualifier!r} vs {query_qualifier!r})"
+        )
+    qualifier = query_qualifier or path_qualifier
+    if qualifier and qualifier != version:
+        raise FunctionNotFound(f"Function not found: {function_arn(name, qualifier, region)}")
+    return qualifier
 
 
 def aws_error(exc: MlambdaError) -> Response:
@@ -41,9 +114,16 @@ async def invoke(request: Request) -> Response:
 
 
 async def _invoke(request: Request, platform: Platform) -> Response:
-    name = function_name(request.path_params["name"])
+    name, path_qualifier = function_ref(request.path_params["name"])
     kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
     record = platform.get(name)
+    qualifier = qualified(
+        name,
+        path_qualifier,
+        request.query_params.get("Qualifier"),
+        record.version,
+        platform.settings.region,
+    )
     if kind == "DryRun":
         return Response(status_code=204)
     if kind != "RequestResponse":
@@ -56,7 +136,9 @@ async def _invoke(request: Request, platform: Platform) -> Response:
     client_context = request.headers.get("x-amz-client-context")
     if client_context:
         client_context = base64.b64decode(client_context).decode("utf-8", errors="replace")
-    invocation = await platform.invoke(name, payload, client_context=client_context)
+    invocation = await platform.invoke(
+        name, payload, client_context=client_context, qualifier=qualifier
+    )
     headers = {"X-Amz-Executed-Version": record.version}
     if request.headers.get("x-amz-log-type") == "Tail":
         text = "".join(f"{line}\n" for line in log_lines(record, invocation)).encode()

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+import mlambda.runtime
 from mlambda.runtime import protocol
+from mlambda.runtime.context import log_stream_name
 from mlambda.spec import FunctionSpec
+
+# What the Lambda Python runtime names itself and where its Runtime API listens. Python functions
+# here are driven by the platform's own protocol; the address is set as Lambda sets it, for code
+# that only reads it (docs/lambda.md).
+EXECUTION_ENV = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
+RUNTIME_API = "127.0.0.1:9001"
+RUNTIME_DIR = os.path.dirname(mlambda.runtime.__file__)
 
 # Native thread pools sized to the function's `cpu` (one thread by default), so N instances on a
 # machine do not oversubscribe its cores; a function may set its own values in [function.env].
@@ -16,10 +28,22 @@ THREAD_POOL_VARIABLES = (
 )
 
 
+def lambda_handler_name(handler: str) -> str:
+    """``_HANDLER`` as Lambda spells it: ``app:handler`` -> ``app.handler``."""
+    module, sep, function = handler.partition(":")
+    return f"{module}.{function}" if sep else handler
+
+
 def instance_environment(
-    base: dict[str, str], spec: FunctionSpec, version: str, task_root: str, instance_id: str
+    base: dict[str, str],
+    spec: FunctionSpec,
+    version: str,
+    task_root: str,
+    instance_id: str,
+    region: str = "us-east-1",
 ) -> dict[str, str]:
-    env = dict(base)
+    # TZ is Lambda's default, which a function (or the operator's environment) may override.
+    env = {"TZ": ":UTC", **base}
     env.update({name: str(spec.threads) for name in THREAD_POOL_VARIABLES})
     env.update(
         {
@@ -30,9 +54,16 @@ def instance_environment(
             "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": f"[{version}]{instance_id}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(version, instance_id),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
+            "AWS_EXECUTION_ENV": EXECUTION_ENV,
+            # A boto3 client made in a handler finds its region, as on Lambda.
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
             "LAMBDA_TASK_ROOT": task_root,
-            "_HANDLER": spec.handler,
+            "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
+            "_HANDLER": lambda_handler_name(spec.handler) if not spec.is_model else spec.handler,
         }
     )
     env.update(spec.env)

@@ -52,6 +52,7 @@ class _Item:
         self.client_context = client_context
         self.kind = kind
         self.params = params
+        self.qualifier = ""
         self.queued_at = 0.0
         self.wait_ms = 0.0
         self.waiter: asyncio.Future[Instance | None] | None = None
@@ -83,7 +84,9 @@ class Pool:
         sandbox: protocol.Sandbox | None = None,
         secrets: dict[str, str] | None = None,
         capacity: Capacity | None = None,
+        region: str = "us-east-1",
     ) -> None:
+        self.region = region
         # Places for instances shared with every other pool (--max-instances-total).
         self.capacity = capacity
         self.limits = limits
@@ -120,6 +123,7 @@ class Pool:
         *,
         kind: str = "",
         params: dict[str, str] | None = None,
+        qualifier: str = "",
     ) -> Invocation:
         """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error).
 
@@ -129,6 +133,7 @@ class Pool:
         if self.closed:
             raise ServiceUnavailable(f"function {self.spec.name!r} is being replaced or removed")
         item = _Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
+        item.qualifier = qualifier
         item.queued_at = self.clock()
         instance = self._take_free_instance() or await self._wait_for_instance(item)
         if instance is None:  # another request took this one into its batch
@@ -215,6 +220,7 @@ class Pool:
                 payload=item.payload,
                 deadline_ms=deadline_ms,
                 client_context=item.client_context,
+                qualifier=item.qualifier,
                 protocol=item.kind,
                 params=item.params,
             )
@@ -445,7 +451,7 @@ class Pool:
 
     def _start_request(self, instance_id: str) -> StartRequest:
         env = instance_environment(
-            self.base_env, self.spec, self.record.version, self.task_root, instance_id
+            self.base_env, self.spec, self.record.version, self.task_root, instance_id, self.region
         )
         env.update(self.secrets)
         return StartRequest(

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 Handler = Callable[[Any, Any], Any]
+# Where stack traces place the function's own files, as on Lambda: the same on every machine.
+TASK_ROOT_SHOWN = "/var/task"
 
 
 class InitFailure(Exception):
@@ -73,6 +75,7 @@ def error_payload(
     """Lambda's error body: the message, the type and the stack of the user's frames."""
     frames = traceback.extract_tb(exc.__traceback__)
     user_frames = [f for f in frames if "/mlambda/runtime/" not in f.filename] or list(frames)
+    user_frames = [_shown(frame, os.environ.get("LAMBDA_TASK_ROOT", "")) for frame in user_frames]
     message = prefix + str(exc)
     if error_type and error_type.startswith("Runtime."):
         message = f"{message} ({type(exc).__name__})" if prefix else f"{type(exc).__name__}: {exc}"
@@ -82,6 +85,25 @@ def error_payload(
         "requestId": "",
         "stackTrace": traceback.format_list(user_frames),
     }
+
+
+def _shown(frame: traceback.FrameSummary, task_root: str) -> traceback.FrameSummary:
+    """The frame with a file of the bundle named under /var/task instead of the cache."""
+    root = task_root.rstrip("/") + "/"
+    if not task_root or not frame.filename.startswith(root):
+        return frame
+    shown = f"{TASK_ROOT_SHOWN}/{frame.filename[len(root) :]}"
+    return traceback.FrameSummary(shown, frame.lineno, frame.name, line=frame.line)
+
+
+def error_log(payload: dict[str, Any]) -> str:
+    """The lines Lambda's Python runtime writes to the function's log for an error."""
+    lines = [f"[ERROR] {payload.get('errorType', '')}: {payload.get('errorMessage', '')}"]
+    stack = payload.get("stackTrace")
+    if stack:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(line for entry in stack for line in str(entry).splitlines())
+    return "\n".join(lines) + "\n"
 
 
 def _default(value: Any) -> Any:

@@ -114,6 +114,8 @@ class Invoke(msgspec.Struct, tag="invoke", kw_only=True):
     # Wall-clock deadline (epoch ms): context.get_remaining_time_in_millis() counts down to it.
     deadline_ms: int
     client_context: str | None = None
+    # The version or alias the caller named ("" for none): context.invoked_function_arn ends so.
+    qualifier: str = ""
     # How to read ``payload``: "" a Lambda event (JSON); for model functions also "v2" (an
     # Open Inference Protocol request) and "v2-metadata" (the model's signature, no payload).
     protocol: str = ""

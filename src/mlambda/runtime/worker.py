@@ -22,7 +22,7 @@ import msgspec
 from mlambda.runtime import handler as handlers
 from mlambda.runtime import protocol, sandbox
 from mlambda.runtime.capture import Capture
-from mlambda.runtime.context import LambdaContext
+from mlambda.runtime.context import LambdaContext, function_arn, log_stream_name
 
 FD_VARIABLE = "MLAMBDA_WORKER_FD"
 
@@ -72,9 +72,11 @@ class Worker:
         self.capture = Capture()
         self.handler: handlers.Handler | None = None
         self.model: Any = None  # a ModelHandler for model functions (runtime/model.py)
-        self.log_stream = (
-            time.strftime("%Y/%m/%d/") + f"[{config.function_version}]{config.instance_id}"
-        )
+        # As the environment names it (set at start) unless that belongs to another instance.
+        stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        if not stream.endswith(f"[{config.function_version}]{config.instance_id}"):
+            stream = log_stream_name(config.function_version, config.instance_id)
+        self.log_stream = stream
 
     def initialize(self) -> protocol.Ready | protocol.InitFailed:
         os.environ.update(self.config.env)
@@ -89,10 +91,9 @@ class Worker:
             else:
                 self.handler = handlers.load(self.config.handler, self.config.task_root)
         except handlers.InitFailure as failure:
-            return protocol.InitFailed(error=failure.payload, logs=self.capture.end())
+            return self._init_failed(failure.payload)
         except BaseException as exc:  # a fault of ours must reach the caller too, not vanish
-            payload = handlers.error_payload(exc, "Runtime.InitError")
-            return protocol.InitFailed(error=payload, logs=self.capture.end())
+            return self._init_failed(handlers.error_payload(exc, "Runtime.InitError"))
         done = time.perf_counter()
         init_logs = self.capture.end()
         if init_logs:
@@ -104,6 +105,10 @@ class Worker:
             init_ms=(done - imported) * 1000,
         )
 
+    def _init_failed(self, error: dict[str, Any]) -> protocol.InitFailed:
+        sys.stdout.write(handlers.error_log(error))
+        return protocol.InitFailed(error=error, logs=self.capture.end())
+
     def _context(self, request: protocol.Invoke) -> LambdaContext:
         return LambdaContext(
             request_id=request.request_id,
@@ -113,6 +118,7 @@ class Worker:
             log_stream_name=self.log_stream,
             deadline_ms=request.deadline_ms,
             client_context=request.client_context,
+            invoked_arn=function_arn(self.config.function_name, request.qualifier),
         )
 
     def invoke(self, request: protocol.Invoke) -> protocol.Result | protocol.Failure:
@@ -165,6 +171,7 @@ class Worker:
             self._exit(exc)
         except BaseException as exc:
             outcomes = [exc] * len(requests)
+            sys.stdout.write(handlers.error_log(handlers.invocation_error(exc, "")))
         duration = (time.perf_counter() - started) * 1000
         logs = self.capture.end()
         memory = max_memory_mb()
@@ -254,6 +261,7 @@ class Worker:
     def _failure(
         self, request: protocol.Invoke, error: dict[str, Any], duration: float
     ) -> protocol.Failure:
+        sys.stdout.write(handlers.error_log(error))  # into the invocation's log, as Lambda does
         return protocol.Failure(
             request_id=request.request_id,
             error=error,
@@ -279,12 +287,8 @@ class Worker:
         returns the ms spent building what could not be built before the fork."""
         self.channel = channel
         self.config = msgspec.structs.replace(self.config, instance_id=config.instance_id)
-        os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = (
-            f"[{config.function_version}]{config.instance_id}"
-        )
-        self.log_stream = time.strftime("%Y/%m/%d/") + (
-            f"[{config.function_version}]{config.instance_id}"
-        )
+        self.log_stream = log_stream_name(config.function_version, config.instance_id)
+        os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream
         started = time.perf_counter()
         if self.model is not None:
             self.model.after_fork()

@@ -82,11 +82,18 @@ def need_for(method: str, path: str) -> Need | None:
     return Need(rule.action, function)
 
 
-def function_name(raw: str) -> str:
+def function_ref(raw: str) -> tuple[str, str]:
     """A name, ``name:qualifier``, or an ARN ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]``
-    (the Lambda API takes all three) -> the function's name."""
+    (the Lambda API takes all three) -> (the function's name, the qualifier or "")."""
     raw = unquote(raw)
     if raw.startswith("arn:"):
         parts = raw.split(":")
-        return parts[6] if len(parts) > 6 else raw
-    return raw.split(":", 1)[0]
+        if len(parts) > 6:
+            return parts[6], ":".join(parts[7:])
+        return raw, ""
+    name, _, qualifier = raw.partition(":")
+    return name, qualifier
+
+
+def function_name(raw: str) -> str:
+    return function_ref(raw)[0]
