@@ -22,7 +22,7 @@ import msgspec
 from mlambda import unpacking
 from mlambda.errors import InvalidSpec
 from mlambda.runtime.loaders import FRAMEWORKS, detect
-from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
+from mlambda.spec import NAME_PATTERN, SPEC_FILE, FunctionSpec, parse_spec
 
 # Never shipped: caches and tooling state that differ between machines but not in meaning.
 EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".venv", ".mlambda", ".pytest_cache"})
@@ -62,6 +62,8 @@ def pack_path(
 ) -> tuple[bytes, FunctionSpec]:
     """Bundle what ``mlambda deploy PATH`` names: a function directory (with mlambda.toml), a
     model file, or a model directory (sentence-transformers); returns (archive, spec)."""
+    if name is not None and not NAME_PATTERN.fullmatch(name):
+        raise InvalidSpec(f"--name must be 1-64 letters, digits, '-' or '_', got {name!r}")
     path = Path(path)
     spec_path = path / SPEC_FILE
     if spec_path.is_file():
@@ -143,7 +145,7 @@ def read_spec(
         raise InvalidSpec(f"bundle has no {SPEC_FILE} at its root")
     if len(text) > MAX_SPEC_BYTES:
         raise InvalidSpec(f"{SPEC_FILE} is over {MAX_SPEC_BYTES} bytes")
-    spec = parse_spec(text, name=name)
+    spec = parse_spec(text, name=name, name_from="the function name in the deploy URL")
     if spec.is_model:
         return _check_model(spec, members)
     _check_handler_module(spec, set(members))

@@ -19,6 +19,7 @@ from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.cache import BundleCache
 from mlambda.datadir import load_or_create_key, secure_data_dir
 from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
+from mlambda.handler_check import check_handler_defined
 from mlambda.observe.logs import LogSink
 from mlambda.observe.memory import memory_kb
 from mlambda.observe.metrics import Metrics
@@ -166,7 +167,7 @@ class Platform:
         digest = await asyncio.to_thread(digest_of, archive)
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
-        await asyncio.to_thread(self._store_and_unpack, archive, digest)
+        await asyncio.to_thread(self._store_and_unpack, archive, digest, spec)
         stored = spec.redacted()  # secret values stay in the (encrypted) bundle
         if current is not None and is_unchanged(current, digest, stored):
             return current, False
@@ -184,10 +185,10 @@ class Platform:
         except MasterKeyError as exc:
             raise InvalidRequest(str(exc)) from None
 
-    def _store_and_unpack(self, archive: bytes, digest: str) -> None:
+    def _store_and_unpack(self, archive: bytes, digest: str, spec: FunctionSpec) -> None:
         self.store.put(archive)
         try:
-            self.router.prepare(digest)
+            check_handler_defined(spec, self.router.prepare(digest))
         except InvalidSpec:
             self._collect(digest)
             raise
@@ -220,12 +221,13 @@ class Platform:
         rate = Rate(*spec.rate)
         wait = await self.limiter.allow(f"function:{spec.name}", rate)
         if wait > 0:
-            self.observer.throttled(pool.record)
-            raise Throttled(
+            refusal = Throttled(
                 f"Rate exceeded: {spec.name!r} accepts {rate.per_second:g} requests/s "
                 f"(burst {rate.burst:g}; function.rate_limit)",
                 retry_after=wait,
             )
+            self.observer.throttled(pool.record, refusal.message)
+            raise refusal
 
     async def model_metadata(self, name: str) -> bytes:
         """A model function's signature (inference protocol metadata JSON). Asked of an
@@ -256,6 +258,7 @@ class Platform:
         if record is None:
             raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
         await self.router.remove(name)
+        self.metrics.forget(name)
         self._collect(record.digest)
         return record
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import socket
 import sys
@@ -54,6 +55,7 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         )
         server = uvicorn.Server(config)
+        _terminal_log(settings.log_level)
         _banner(settings, deployed or [r.name for r in platform.registry.list()])
         for warning in platform.sandboxing.report.warnings():
             print(f"WARNING: {warning}", file=sys.stderr, flush=True)
@@ -62,6 +64,18 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
         return 0 if server.started else 1
     finally:
         await platform.stop()
+
+
+def _terminal_log(level: str) -> None:
+    """The platform's own lines in serve's terminal, in uvicorn's style (INFO:     ...)."""
+    from uvicorn.logging import DefaultFormatter
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    logger = logging.getLogger("mlambda")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 def _gateway_socket(platform: Platform) -> socket.socket:

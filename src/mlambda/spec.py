@@ -175,8 +175,16 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def parse_spec(text: str, *, source: str = SPEC_FILE, name: str | None = None) -> FunctionSpec:
-    """Parse mlambda.toml text; ``name`` (a CLI ``--name``) overrides ``function.name``."""
+def parse_spec(
+    text: str, *, source: str = SPEC_FILE, name: str | None = None, name_from: str = ""
+) -> FunctionSpec:
+    """Parse mlambda.toml text; ``name`` (a CLI ``--name``, the deploy URL's name: said in
+    ``name_from``) overrides ``function.name`` and is blamed for its own faults."""
+    if name is not None and not NAME_PATTERN.fullmatch(name):
+        raise InvalidSpec(
+            f"{name_from or 'the function name'} must be 1-64 letters, digits, '-' or '_', "
+            f"got {name!r}"
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -88,20 +88,28 @@ def test_handler_exception_becomes_lambdas_error_payload(server, make_function):
     assert json.loads(cli.stderr)["errorType"] == "ValueError"
 
 
+HANDLER = "def handler(event, context):\n    return 1\n"
+
+
 def test_init_errors_are_reported_and_do_not_hang(server, make_function, tmp_path):
-    server.deploy(make_function("broken", "raise RuntimeError('model file is missing')\n"))
+    server.deploy(
+        make_function("broken", "raise RuntimeError('model file is missing')\n" + HANDLER)
+    )
     response = server.http("POST", "/v1/functions/broken/invoke", json={})
     assert response.status_code == 502
     body = response.json()
     assert body["errorType"] == "Runtime.InitError"
     assert "model file is missing" in body["errorMessage"]
 
-    server.deploy(make_function("nohandler", "def other(event, context):\n    return 1\n"))
+    # A module read at deploy that plainly lacks the handler is refused there (test_first_hour);
+    # one that binds names at run time is only found out by its import.
+    hidden = "globals()['helper'] = 1\ndef other(event, context):\n    return 1\n"
+    server.deploy(make_function("nohandler", hidden))
     missing = server.http("POST", "/v1/functions/nohandler/invoke", json={}).json()
     assert missing["errorType"] == "Runtime.HandlerNotFound"
     assert "'handler'" in missing["errorMessage"]
 
-    server.deploy(make_function("badimport", "import not_a_real_package_xyz\n"))
+    server.deploy(make_function("badimport", "import not_a_real_package_xyz\n" + HANDLER))
     imported = server.http("POST", "/v1/functions/badimport/invoke", json={}).json()
     assert imported["errorType"] == "Runtime.InitError"
     assert "not_a_real_package_xyz" in imported["errorMessage"]

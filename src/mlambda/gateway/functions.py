@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 
 from mlambda.errors import InvalidRequest
 from mlambda.gateway.body import read_body
+from mlambda.observe.observer import terminal
 from mlambda.platform import Platform
 from mlambda.registry import FunctionRecord
 
@@ -37,11 +38,14 @@ async def put_function(request: Request) -> Response:
     existed = platform.registry.get(request.path_params["name"]) is not None
     record, changed = await platform.deploy(archive, name=request.path_params["name"])
     status = 201 if changed and not existed else 200
+    state = "unchanged" if not changed else "updated" if existed else "created"
+    terminal.info("deploy %s %s %s (%s)", record.name, record.version, record.digest[:19], state)
     return JSONResponse({"function": _describe(platform, record), "changed": changed}, status)
 
 
 async def delete_function(request: Request) -> Response:
     record = await _platform(request).remove(request.path_params["name"])
+    terminal.info("delete %s %s", record.name, record.digest[:19])
     return JSONResponse({"deleted": record.name, "digest": record.digest})
 
 

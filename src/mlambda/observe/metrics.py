@@ -84,5 +84,23 @@ class Metrics:
             "mlambda_instances", "Instances by state", ["function", "state"], registry=r
         )
 
+    def forget(self, function: str) -> None:
+        """Drop every series of a removed function, so /metrics does not report it forever."""
+        for metric in (
+            self.invocations,
+            self.errors,
+            self.throttles,
+            self.timeouts,
+            self.duration,
+            self.queue_wait,
+            self.batch_size,
+            self.init_duration,
+            self.cold_starts,
+            self.instance_starts,
+            self.concurrent,
+            self.instances,
+        ):
+            metric.remove_by_labels({"function": function})
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.report import Report
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
+
+# What `serve` prints as it runs: deploys, removals, failed and throttled invocations.
+terminal = logging.getLogger("mlambda.events")
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
@@ -51,6 +61,17 @@ class PlatformObserver(Observer):
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
         self.logs.write(record.name, log_lines(record, invocation))
         self._count(record.name, invocation)
+        error = invocation.error
+        if error is not None:
+            # One line in serve's terminal per failed invocation; the function log has the rest.
+            terminal.warning(
+                "%s failed: %s: %s (request %s, %.0f ms)",
+                record.name,
+                error.error_type,
+                _first_line(error.message),
+                invocation.request_id,
+                invocation.duration_ms,
+            )
 
     def _count(self, name: str, invocation: Invocation) -> None:
         m = self.metrics
@@ -75,8 +96,9 @@ class PlatformObserver(Observer):
     def instance_started(self, record: FunctionRecord, tier: str) -> None:
         self.metrics.instance_starts.labels(record.name, tier).inc()
 
-    def throttled(self, record: FunctionRecord) -> None:
+    def throttled(self, record: FunctionRecord, reason: str = "") -> None:
         self.metrics.throttles.labels(record.name).inc()
+        terminal.warning("%s throttled: %s", record.name, reason or "429")
 
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
         for state in ("starting", "busy", "idle"):

@@ -39,7 +39,7 @@ class Observer:
     def output(self, record: FunctionRecord, text: str) -> None:
         pass
 
-    def throttled(self, record: FunctionRecord) -> None:
+    def throttled(self, record: FunctionRecord, reason: str = "") -> None:
         pass
 
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:

@@ -348,14 +348,15 @@ class Pool:
                 waiter.cancel()
             with contextlib.suppress(ValueError):
                 self._queue.remove(item)
-        self.observer.throttled(self.record)
         platform_full = " (the platform is at --max-instances-total)"
-        raise Throttled(
+        refusal = Throttled(
             f"Rate exceeded: no instance of {self.spec.name!r} was free within "
             f"{self.spec.queue_timeout:g} s (max_instances = {self.spec.max_instances}, "
             f"concurrency = {self.spec.concurrency}); retry later or raise max_instances"
             + (platform_full if self.capacity is not None and self.capacity.full else "")
         )
+        self.observer.throttled(self.record, refusal.message)
+        raise refusal
 
     def _hand_out(self) -> None:
         """Give free slots to queued requests, oldest first."""
