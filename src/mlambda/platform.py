@@ -319,7 +319,8 @@ def check_runtime_installed(spec: FunctionSpec) -> None:
     if missing:
         raise InvalidSpec(
             f"the {framework.name} runtime needs {', '.join(missing)}, which is not installed "
-            f"where mlambda serve runs: pip install 'mlambda[{framework.extra}]'"
+            f"where mlambda serve runs: pip install 'mlambda[{framework.extra}]' (from the "
+            f"mlambda checkout: pip install -e '.[{framework.extra}]')"
         )
 
 

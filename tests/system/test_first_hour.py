@@ -76,6 +76,8 @@ def test_the_terminal_shows_deploys_removals_failures_throttles_and_requests(cha
     _terminal(chatty, '"POST /v1/functions/web/invoke HTTP/1.1" 502')
     slow = "import time\ndef handler(e, c):\n    time.sleep(1)\n"
     chatty.deploy(make_function("slow", slow, max_instances=1, queue_timeout_s=0))
+    # Started first: a queue waiting on a starting instance is allowed init_timeout_s.
+    assert chatty.http("POST", "/v1/functions/slow/invoke", json={}).status_code == 200
     with httpx.Client(timeout=30) as client:
         auth = {"Authorization": f"Bearer {chatty.key}"}
         with concurrent.futures.ThreadPoolExecutor(3) as pool:

@@ -221,3 +221,27 @@ def test_the_aws_cli_gets_lambdas_errors(served, tmp_path):
     unknown = _aws(served, "list-functions", cwd=tmp_path)
     assert unknown.returncode != 0
     assert "(UnknownOperationException)" in unknown.stderr, unknown.stderr
+
+
+def test_the_region_is_the_platforms_own_setting(tmp_path):
+    from tests.system.conftest import Server
+
+    server = Server(tmp_path / "data", "--region", "eu-west-1").start()
+    try:
+        server.deploy(write_function(tmp_path / "fns", "envfn", ENVFN))
+        client = boto3.client(
+            "lambda",
+            endpoint_url=server.url,
+            region_name="eu-west-1",
+            aws_access_key_id="mlambda",
+            aws_secret_access_key=server.key,
+            config=botocore.config.Config(retries={"max_attempts": 0}),
+        )
+        out = json.load(client.invoke(FunctionName="envfn", Payload=b"{}")["Payload"])
+        assert out["env"]["AWS_REGION"] == out["region"] == "eu-west-1"
+        assert out["arn"] == "arn:aws:lambda:eu-west-1:000000000000:function:envfn"
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            client.invoke(FunctionName="envfn", Qualifier="prod", Payload=b"{}")
+        assert "arn:aws:lambda:eu-west-1:" in caught.value.response["Error"]["Message"]
+    finally:
+        server.stop()

@@ -424,7 +424,8 @@ def test_a_runtime_whose_packages_are_missing_is_refused_at_deploy_naming_the_ex
         check_runtime_installed(spec)
     assert str(caught.value) == (
         "the onnx runtime needs no_such_module_for_mlambda, which is not installed where "
-        "mlambda serve runs: pip install 'mlambda[onnx]'"
+        "mlambda serve runs: pip install 'mlambda[onnx]' (from the mlambda checkout: "
+        "pip install -e '.[onnx]')"
     )
     check_runtime_installed(spec_from_dict({"name": "h", "handler": "app:handler"}))
 

@@ -305,11 +305,15 @@ def _inference_protocol() -> dict[str, Any]:
 def _function_urls() -> dict[str, Any]:
     url = {
         "description": "The function as a web endpoint (Lambda function URL, payload 2.0); "
-        "every HTTP method is accepted.",
+        "every HTTP method is accepted. A key that may invoke the function is needed unless "
+        "its [function.url] auth_type is NONE; with [function.url.cors] the platform answers "
+        "CORS preflights (OPTIONS) itself, without a key.",
+        # {}: no key, for a public URL.
+        "security": [{"bearer": []}, {"sigv4": []}, {}],
         "responses": {"default": {"description": "The handler's HTTP response"}, **_errors()},
     }
     path = _param("path", type="string")
-    methods = ("get", "post", "put", "patch", "delete")
+    methods = ("get", "post", "put", "patch", "delete", "options")
     return {
         "/fn/{name}": {"parameters": [NAME], **dict.fromkeys(methods, url)},
         "/fn/{name}/{path}": {"parameters": [NAME, path], **dict.fromkeys(methods, url)},
