@@ -129,6 +129,23 @@ class Server:
             self.process.wait()
 
 
+def lambda_client(
+    server: Server, secret: str | None = None, key_id: str = "mlambda", region: str = "us-east-1"
+):  # type: ignore[no-untyped-def]
+    """boto3's Lambda client pointed at ``server``, signing with an API key, never retrying."""
+    import boto3
+    import botocore.config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=server.url,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret or server.key,
+        config=botocore.config.Config(retries={"max_attempts": 0}),
+    )
+
+
 # Every system test runs against both ways of starting instances.
 BACKENDS = ["process", "zygote"]
 

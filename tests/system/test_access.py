@@ -7,17 +7,15 @@ import json
 import time
 from contextlib import closing
 
-import boto3
 import botocore.exceptions
 import httpx
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
 from tests.conftest import write_function
-from tests.system.conftest import Server
+from tests.system.conftest import Server, lambda_client
 
 ECHO = "def handler(event, context):\n    return {'fn': context.function_name, 'event': event}\n"
 
@@ -81,14 +79,7 @@ def test_an_expired_or_revoked_key_is_401(served):
 
 
 def _lambda(server: Server, key_id: str, secret: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return lambda_client(server, secret, key_id=key_id)
 
 
 def test_boto3_signs_with_a_scoped_key_and_gets_aws_errors(served):

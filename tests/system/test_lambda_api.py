@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import json
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
 from tests.conftest import write_function
+from tests.system.conftest import lambda_client
 
 ECHO = """
     def handler(event, context):
@@ -28,14 +28,7 @@ def served(shared_server, tmp_path_factory):
 
 
 def _client(server, secret: str | None = None):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="mlambda",
-        aws_secret_access_key=secret or server.key,
-        config=botocore.config.Config(retries={"max_attempts": 0}),
-    )
+    return lambda_client(server, secret)
 
 
 def test_boto3_invoke_returns_the_handlers_result(served):

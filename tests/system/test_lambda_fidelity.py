@@ -9,12 +9,12 @@ import os
 import subprocess
 import sys
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
 from tests.conftest import write_function
+from tests.system.conftest import Server, lambda_client
 
 # Written as for Lambda: an AWS client made at import, with no AWS variable of the function's own.
 ENVFN = """
@@ -62,14 +62,7 @@ def served(shared_server, tmp_path_factory):
 
 
 def _lambda(server, secret: str | None = None):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="mlambda",
-        aws_secret_access_key=secret or server.key,
-        config=botocore.config.Config(retries={"max_attempts": 0}),
-    )
+    return lambda_client(server, secret)
 
 
 def _call(server, **kwargs) -> dict:  # type: ignore[no-untyped-def]
@@ -153,14 +146,7 @@ def test_a_wrong_secret_on_any_lambda_route_is_a_typed_403(served):
         _lambda(served, secret="wrong").list_functions()
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
-    anonymous = boto3.client(
-        "lambda",
-        endpoint_url=served.url,
-        region_name="us-east-1",
-        aws_access_key_id="no-such-key",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(retries={"max_attempts": 0}),
-    )
+    anonymous = lambda_client(served, "x", key_id="no-such-key")
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         anonymous.invoke(FunctionName="envfn", Payload=b"{}")
     assert caught.value.response["Error"]["Code"] in (
@@ -224,19 +210,10 @@ def test_the_aws_cli_gets_lambdas_errors(served, tmp_path):
 
 
 def test_the_region_is_the_platforms_own_setting(tmp_path):
-    from tests.system.conftest import Server
-
     server = Server(tmp_path / "data", "--region", "eu-west-1").start()
     try:
         server.deploy(write_function(tmp_path / "fns", "envfn", ENVFN))
-        client = boto3.client(
-            "lambda",
-            endpoint_url=server.url,
-            region_name="eu-west-1",
-            aws_access_key_id="mlambda",
-            aws_secret_access_key=server.key,
-            config=botocore.config.Config(retries={"max_attempts": 0}),
-        )
+        client = lambda_client(server, region="eu-west-1")
         out = json.load(client.invoke(FunctionName="envfn", Payload=b"{}")["Payload"])
         assert out["env"]["AWS_REGION"] == out["region"] == "eu-west-1"
         assert out["arn"] == "arn:aws:lambda:eu-west-1:000000000000:function:envfn"
