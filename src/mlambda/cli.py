@@ -24,6 +24,7 @@ SERVE_FIELDS = (
     "data_dir",
     "log_level",
     "max_payload_bytes",
+    "max_async_payload_bytes",
     "max_bundle_bytes",
     "max_log_bytes",
     "backend",
@@ -105,6 +106,10 @@ def _payload(data: str | None) -> bytes:
 
 
 def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
+    if args.asynchronous:
+        accepted = _client(settings).invoke_async(args.name, _payload(args.data))
+        print(accepted["invocation_id"])
+        return 0
     try:
         body = _client(settings).invoke(args.name, _payload(args.data))
     except errors.FunctionError as exc:
@@ -265,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--data", "-d", help="event JSON, @FILE to read a file, or - for stdin (default {})"
     )
+    invoke.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="hand the event over and return its invocation id at once (it runs at least once; "
+        "see `mlambda invocations`)",
+    )
     invoke.set_defaults(run=cmd_invoke)
 
     ls = commands.add_parser("ls", help="list deployed functions")
@@ -292,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.set_defaults(run=cmd_logs)
 
     from mlambda.admin_cli import add_commands
+    from mlambda.async_cli import add_commands as add_async_commands
 
-    admin = add_commands(commands, _with_client)
+    admin = add_commands(commands, _with_client) + add_async_commands(commands, _with_client)
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)
     return parser

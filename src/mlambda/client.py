@@ -77,6 +77,28 @@ class Client:
         )
         return response.content
 
+    def invoke_async(self, name: str, payload: bytes) -> dict[str, Any]:
+        response = self._request(
+            "POST",
+            f"/v1/functions/{name}/invoke",
+            params={"mode": "async"},
+            content=payload,
+            headers={"Content-Type": "application/json"},
+        )
+        return response.json()
+
+    def invocation(self, invocation_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/invocations/{invocation_id}").json()
+
+    def invocations(
+        self, name: str | None = None, state: str | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        path = f"/v1/functions/{name}/invocations" if name else "/v1/invocations"
+        return self._request("GET", path, params=params).json()["invocations"]
+
     def list(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/functions").json()["functions"]
 

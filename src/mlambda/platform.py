@@ -19,6 +19,8 @@ from mlambda.backends.zygotes import ZygoteBackend
 from mlambda.cache import BundleCache
 from mlambda.datadir import load_or_create_key, secure_data_dir
 from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
+from mlambda.events.asyncinvoke import AsyncInvoker
+from mlambda.events.sqlite import SqliteQueue
 from mlambda.handler_check import check_handler_defined
 from mlambda.observe.logs import LogSink
 from mlambda.observe.memory import memory_kb
@@ -84,6 +86,13 @@ class Platform:
         )
         cache = BundleCache(data / "cache", self.store, self.unpack_limits)
         self.router = Router(self.registry, cache, self._make_pool, retire=self._collect)
+        # Asynchronous invocations: the durable queue and its dispatcher (events/).
+        self.async_invoker = AsyncInvoker(
+            SqliteQueue(data / "queue.db"),
+            self.invoke,
+            self.get,
+            max_in_flight=settings.max_instances_total,
+        )
         self.started_at = time.time()
         self._started = False
         self._stopped = False
@@ -128,6 +137,7 @@ class Platform:
                 with contextlib.suppress(Exception):
                     await self.router.pool_for(record.name)
         self._warming = asyncio.get_running_loop().create_task(self._warm_runtimes())
+        await self.async_invoker.start()
 
     async def _warm_runtimes(self) -> None:
         for record in self.registry.list():
@@ -144,6 +154,7 @@ class Platform:
         if self._warming is not None:
             self._warming.cancel()
             await asyncio.gather(self._warming, return_exceptions=True)
+        await self.async_invoker.stop()
         await self.router.close()
         await self.backend.close()
         self.limits.close()
@@ -206,11 +217,17 @@ class Platform:
         kind: str = "",
         params: dict[str, str] | None = None,
         qualifier: str = "",
+        request_id: str | None = None,
     ) -> Invocation:
         pool = await self.router.pool_for(name)
         await self._admit(pool)
         return await pool.invoke(
-            payload, client_context=client_context, kind=kind, params=params, qualifier=qualifier
+            payload,
+            request_id,
+            client_context=client_context,
+            kind=kind,
+            params=params,
+            qualifier=qualifier,
         )
 
     async def _admit(self, pool: Pool) -> None:

@@ -135,6 +135,9 @@ def add_serve_command(commands: Any) -> None:
     )
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--max-payload-bytes", type=int, help="invoke request limit (default 6 MB)")
+    serve.add_argument(
+        "--max-async-payload-bytes", type=int, help="asynchronous event limit (default 1 MiB)"
+    )
     serve.add_argument("--max-bundle-bytes", type=int, help="deploy bundle limit (default 512 MB)")
     serve.add_argument("--max-log-bytes", type=int, help="log bytes per function before rotation")
     serve.add_argument(

@@ -49,6 +49,8 @@ class Settings:
     ca_file: Path | None = None
     # Lambda's synchronous invoke limit: 6 MB request and response.
     max_payload_bytes: int = 6 * 1024 * 1024
+    # An asynchronous invocation's event (Lambda's limit: 1 MB), stored until it has run.
+    max_async_payload_bytes: int = 1024 * 1024
     # A bundle carries model files, so it may be far larger than an invoke payload.
     max_bundle_bytes: int = 512 * 1024 * 1024
     # What a bundle may unpack to: bytes, members, and times its compressed size (past 16 MiB),

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from mlambda.errors import InvalidSpec
+from mlambda.events.config import AsyncSpec, check_async
 from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
 from mlambda.runtime.loaders import preload as runtime_preload
 from mlambda.urlconfig import CorsSpec, UrlSpec, check_url
@@ -75,6 +76,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     batch: BatchSpec | None = None
     # The function URL's auth (a key by default, or public) and CORS (urlconfig.py).
     url: UrlSpec | None = None
+    # Retries and event age of asynchronous invocations (events/config.py).
+    async_: AsyncSpec | None = msgspec.field(default=None, name="async")
     description: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
@@ -157,7 +160,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return msgspec.structs.replace(self, secrets=dict.fromkeys(self.secrets, ""))
 
 
-_FIELDS = FunctionSpec.__struct_fields__
+_FIELDS = FunctionSpec.__struct_encode_fields__
 _RANGES: dict[str, tuple[float, float]] = {
     "memory_mb": (64, 32768),
     "ephemeral_storage_mb": (16, 10240),
@@ -230,6 +233,7 @@ def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> Functio
         ("batch", BatchSpec, table.get("batch")),
         ("url", UrlSpec, url),
         ("url.cors", CorsSpec, url.get("cors") if isinstance(url, dict) else None),
+        ("async", AsyncSpec, table.get("async")),
     ):
         for key in fields if isinstance(fields, dict) else ():
             if key not in struct.__struct_fields__:
@@ -275,6 +279,8 @@ def _check(spec: FunctionSpec, source: str) -> None:
                 )
     if spec.url is not None:
         check_url(spec.url, source)
+    if spec.async_ is not None:
+        check_async(spec.async_, source)
     if spec.network not in NETWORKS:
         close = difflib.get_close_matches(spec.network, NETWORKS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -74,9 +74,3 @@ def test_a_wrong_secret_is_refused_as_aws_refuses_it(served):
         _client(served, secret="not-the-key").invoke(FunctionName="echo", Payload=b"{}")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
-
-
-def test_event_invocation_is_refused_clearly_until_async_exists(served):
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
-        _client(served).invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")
-    assert "not supported" in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlambda.errors import MlambdaError
-from mlambda.gateway import admin, functions, invoke, lambda_api, oip
+from mlambda.gateway import admin, functions, invocations, invoke, lambda_api, oip
 from mlambda.gateway.auth import AccessControl
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response
@@ -30,6 +31,8 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     platform: Platform = request.app.state.platform
+    depth = await platform.async_invoker.queue.depth()
+    platform.metrics.async_queue(depth, time.time())
     return Response(platform.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -85,6 +88,9 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}", functions.delete_function, methods=["DELETE"]),
         Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
+        Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
+        Route("/v1/invocations", invocations.list_invocations, methods=["GET"]),
+        Route("/v1/invocations/{id}", invocations.get_invocation, methods=["GET"]),
         Route("/v1/instances", functions.list_processes, methods=["GET"]),
         Route("/v1/keys", admin.list_keys, methods=["GET"]),
         Route("/v1/keys", admin.create_key, methods=["POST"]),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import FunctionError
+from mlambda.errors import FunctionError, InvalidRequest
 from mlambda.gateway import cors, function_url
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.responses import REQUEST_ID_HEADER, error_response, invocation_response
@@ -20,12 +20,33 @@ def _platform(request: Request) -> Platform:
 
 async def invoke(request: Request) -> Response:
     platform = _platform(request)
+    mode = request.query_params.get("mode", "sync")
+    if mode not in ("sync", "async"):
+        raise InvalidRequest(f"mode must be 'sync' or 'async', got {mode!r}")
+    if mode == "async":
+        return await _accept(request, platform)
     payload = await read_body(request, platform.settings.max_payload_bytes)
     check_json(payload)
     # ?proba=1: a model function answers with predict_proba (where the model has it).
     params = {k: v for k, v in request.query_params.items() if k == "proba"}
     invocation = await platform.invoke(request.path_params["name"], payload, params=params)
     return invocation_response(invocation)
+
+
+async def _accept(request: Request, platform: Platform) -> Response:
+    """?mode=async: 202 once the event is stored; run at least once (docs/async.md)."""
+    name = request.path_params["name"]
+    platform.get(name)  # an unknown function is refused before anything is stored
+    payload = await read_body(request, platform.settings.max_async_payload_bytes)
+    check_json(payload)
+    event = await platform.async_invoker.accept(
+        name, payload, request.headers.get("idempotency-key")
+    )
+    return JSONResponse(
+        {"invocation_id": event.id, "state": event.state},
+        status_code=202,
+        headers={REQUEST_ID_HEADER: event.id, "Location": f"/v1/invocations/{event.id}"},
+    )
 
 
 async def function_url_request(request: Request) -> Response:

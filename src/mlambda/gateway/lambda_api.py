@@ -126,10 +126,16 @@ async def _invoke(request: Request, platform: Platform) -> Response:
     )
     if kind == "DryRun":
         return Response(status_code=204)
+    if kind == "Event":
+        # Stored before the 202; a retry of this same call (botocore keeps the id) is not new.
+        payload = await read_body(request, platform.settings.max_async_payload_bytes)
+        check_json(payload)
+        key = request.headers.get("amz-sdk-invocation-id")
+        event = await platform.async_invoker.accept(name, payload, key)
+        return Response(status_code=202, headers={"x-amzn-RequestId": event.id})
     if kind != "RequestResponse":
         raise InvalidSpec(
-            f"InvocationType {kind!r} is not supported: asynchronous (Event) invocation is not "
-            "built yet; use RequestResponse"
+            f"InvocationType {kind!r} is not supported: use RequestResponse, Event or DryRun"
         )
     payload = await read_body(request, platform.settings.max_payload_bytes)
     check_json(payload)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlambda import __version__
+from mlambda.events.queue import STATES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 FUNCTION_ERROR = {"$ref": "#/components/schemas/FunctionError"}
@@ -30,6 +31,13 @@ TEXTS = {
 # What every route that needs a key may answer before the route itself runs.
 GUARDED = (401, 403, 429)
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds"}}
+
+
+INVOCATION_ACCEPTED = {
+    "type": "object",
+    "required": ["invocation_id", "state"],
+    "properties": {"invocation_id": {"type": "string"}, "state": {"type": "string"}},
+}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -164,13 +172,67 @@ def _functions() -> dict[str, Any]:
             "parameters": [
                 NAME,
                 _param("proba", "query", type="boolean", description="class probabilities"),
+                _param(
+                    "mode",
+                    "query",
+                    type="string",
+                    enum=["sync", "async"],
+                    description="async: 202 once the event is stored; it runs at least once",
+                ),
+                _param(
+                    "Idempotency-Key",
+                    "header",
+                    type="string",
+                    description="with mode=async: a retried accept within 10 minutes is the same",
+                ),
             ],
             "post": {
                 "requestBody": {"content": {"application/json": {"schema": ANY_JSON}}},
                 "responses": {
                     "200": _json(ANY_JSON, "The handler's return value"),
+                    "202": _json(INVOCATION_ACCEPTED, "Accepted (mode=async)"),
                     **_errors(400, 404, 413, 500, 502, 503, 504),
                 },
+            },
+        },
+        "/v1/functions/{name}/invocations": {
+            "parameters": [
+                NAME,
+                _param("state", "query", type="string", enum=list(STATES)),
+                _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
+            ],
+            "get": {
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"invocations": {"type": "array"}}},
+                        "The function's asynchronous invocations, newest first",
+                    ),
+                    **_errors(400, 404),
+                }
+            },
+        },
+        "/v1/invocations": {
+            "parameters": [
+                _param("state", "query", type="string", enum=list(STATES)),
+                _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
+            ],
+            "get": {
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"invocations": {"type": "array"}}},
+                        "Every function's asynchronous invocations, newest first",
+                    ),
+                    **_errors(400),
+                }
+            },
+        },
+        "/v1/invocations/{id}": {
+            "parameters": [_param("id", type="string")],
+            "get": {
+                "responses": {
+                    "200": _json(OBJECT, "One asynchronous invocation: state, attempts, result"),
+                    **_errors(404),
+                }
             },
         },
         "/v1/functions/{name}/logs": {
@@ -261,6 +323,7 @@ def _lambda() -> dict[str, Any]:
                 "requestBody": {"content": {"application/json": {"schema": ANY_JSON}}},
                 "responses": {
                     "200": _json(ANY_JSON, "The result, or the function's error (FunctionError)"),
+                    "202": {"description": "Event: stored; it runs at least once"},
                     "204": {"description": "DryRun: the function exists"},
                     **_errors(400, 404, 413, 500, 503, schema=AWS_ERROR),
                 },

@@ -84,6 +84,27 @@ class Metrics:
             "mlambda_instances", "Instances by state", ["function", "state"], registry=r
         )
 
+        self.async_depth = Gauge(
+            "mlambda_async_queue_depth",
+            "Asynchronous invocations accepted and not finished (queued or running)",
+            ["function"],
+            registry=r,
+        )
+        self.async_oldest = Gauge(
+            "mlambda_async_oldest_age_seconds",
+            "Age of the oldest unfinished asynchronous invocation",
+            ["function"],
+            registry=r,
+        )
+
+    def async_queue(self, depth: dict[str, tuple[int, float]], now: float) -> None:
+        """The queue as it is now: functions with nothing waiting drop out."""
+        self.async_depth.clear()
+        self.async_oldest.clear()
+        for function, (count, oldest) in depth.items():
+            self.async_depth.labels(function).set(count)
+            self.async_oldest.labels(function).set(max(0.0, now - oldest))
+
     def forget(self, function: str) -> None:
         """Drop every series of a removed function, so /metrics does not report it forever."""
         for metric in (
@@ -99,6 +120,8 @@ class Metrics:
             self.instance_starts,
             self.concurrent,
             self.instances,
+            self.async_depth,
+            self.async_oldest,
         ):
             metric.remove_by_labels({"function": function})
 

@@ -1,0 +1,200 @@
+"""Asynchronous invocation: accept an event durably, then run it at least once.
+
+``accept`` stores the event before the caller gets its 202. One dispatcher task leases events
+and runs each as an ordinary invocation through the same pool as a sync call; a failed attempt
+is retried after a backoff, per the function's ``[function.async]``, until it succeeds, runs
+out of attempts or grows too old. With nothing to do it sleeps until woken (an accept, a freed
+slot) or until the next delayed event is due: an empty queue costs no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mlambda.errors import FunctionNotFound, MlambdaError, Throttled
+from mlambda.events.config import AsyncSpec
+from mlambda.events.queue import EXPIRED, FAILED, Queue, Record, after_failure
+from mlambda.pool.invocation import Invocation
+from mlambda.registry.model import FunctionRecord
+from mlambda.spec import FunctionSpec
+
+log = logging.getLogger("mlambda.events")
+# A throttled attempt (no capacity within the queue bound) waits this long and is not counted.
+BACKPRESSURE_S = 0.2
+Invoke = Callable[..., Awaitable[Invocation]]
+
+
+def async_slots(spec: FunctionSpec) -> int:
+    """Attempts of one function in flight at once: all of its slots but one, so that sync calls
+    keep a share of a busy function (at least one attempt always runs)."""
+    return max(1, spec.max_instances * spec.concurrency - 1)
+
+
+class AsyncInvoker:
+    def __init__(
+        self,
+        queue: Queue,
+        invoke: Invoke,
+        lookup: Callable[[str], FunctionRecord],
+        *,
+        max_in_flight: int = 256,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self._invoke = invoke
+        # The function's current record; raises FunctionNotFound once it is removed.
+        self._lookup = lookup
+        self.max_in_flight = max_in_flight
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._in_flight: dict[str, int] = {}
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    async def accept(
+        self, function: str, payload: bytes, idempotency_key: str | None = None
+    ) -> Record:
+        """Store the event (durably, before returning) and wake the dispatcher."""
+        config = self._lookup(function).spec.async_ or AsyncSpec()
+        now = self.clock()
+        record = await self.queue.put(
+            Record(
+                id=str(uuid.uuid4()),
+                function=function,
+                payload=payload,
+                max_attempts=1 + config.maximum_retry_attempts,
+                max_age_s=config.maximum_event_age_s,
+                retry_delay_s=config.retry_delay_s,
+                enqueued_at=now,
+                updated_at=now,
+                idempotency_key=idempotency_key or None,
+            )
+        )
+        self._wake.set()
+        return record
+
+    # -- dispatching ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered = await self.queue.recover(self.clock())
+        if recovered:
+            log.warning("%d asynchronous invocations were running when serve stopped", recovered)
+        self._loop = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def stop(self) -> None:
+        """Stop leasing; attempts still running are left running (the next start queues them
+        again, each counted as an attempt)."""
+        tasks = [t for t in (self._loop, *self._attempts) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.queue.close()
+
+    def _full(self) -> set[str]:
+        full = set()
+        for function, count in self._in_flight.items():
+            try:
+                if count >= async_slots(self._lookup(function).spec):
+                    full.add(function)
+            except FunctionNotFound:
+                continue
+        return full
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
+            record = None
+            if sum(self._in_flight.values()) < self.max_in_flight:
+                try:
+                    record = await self.queue.lease(self.clock(), 3600.0, self._full())
+                except Exception:
+                    log.exception("the async queue could not be read; retrying in 1 s")
+                    await asyncio.sleep(1)
+                    continue
+            if record is not None:
+                self._start_attempt(record)
+                continue
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = None
+        if sum(self._in_flight.values()) < self.max_in_flight:
+            due = await self.queue.next_visible(self.clock(), self._full())
+            if due is not None:
+                timeout = max(0.0, due - self.clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _start_attempt(self, record: Record) -> None:
+        self._in_flight[record.function] = self._in_flight.get(record.function, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._attempt(record))
+        self._attempts.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._attempts.discard(task)
+            left = self._in_flight[record.function] - 1
+            if left:
+                self._in_flight[record.function] = left
+            else:
+                del self._in_flight[record.function]
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _attempt(self, record: Record) -> None:
+        now = self.clock()
+        if now - record.enqueued_at >= record.max_age_s:
+            await self.queue.end(record.id, now, EXPIRED, _expired(record))
+            return
+        try:
+            version = self._lookup(record.function).version
+            invocation = await self._invoke(record.function, record.payload, request_id=record.id)
+        except FunctionNotFound:
+            error = {
+                "errorType": "ResourceNotFoundException",
+                "errorMessage": f"function {record.function!r} was removed before the event ran",
+            }
+            await self.queue.end(record.id, self.clock(), FAILED, error)
+            return
+        except Throttled:
+            await self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
+            return
+        except MlambdaError as exc:
+            await self._failed(record, exc.to_body())
+            return
+        except Exception:
+            log.exception("asynchronous invocation %s failed in the platform", record.id)
+            error = {"errorType": "ServiceException", "errorMessage": "internal error; see the log"}
+            await self._failed(record, error)
+            return
+        if invocation.error is None:
+            await self.queue.ack(record.id, self.clock(), invocation.body, version)
+        else:
+            await self._failed(record, invocation.error.to_body())
+
+    async def _failed(self, record: Record, error: dict[str, Any]) -> None:
+        now = self.clock()
+        decision = after_failure(record, now)
+        if decision.action == "retry":
+            await self.queue.retry(record.id, now, decision.delay_s, error)
+        elif decision.action == EXPIRED:
+            await self.queue.end(record.id, now, EXPIRED, {**_expired(record), "lastError": error})
+        else:
+            await self.queue.end(record.id, now, FAILED, error)
+
+
+def _expired(record: Record) -> dict[str, Any]:
+    age = math.floor(record.max_age_s)
+    return {
+        "errorType": "EventAgeExceeded",
+        "errorMessage": f"the event was not processed within maximum_event_age_s ({age} s)",
+    }

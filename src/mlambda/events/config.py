@@ -1,0 +1,34 @@
+"""``[function.async]``: how an asynchronous invocation is retried and how long it may wait, as
+Lambda's event invoke config has it (checked at deploy; pure)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from mlambda.errors import InvalidSpec
+
+RANGES = {
+    "maximum_retry_attempts": (0, 2),
+    "maximum_event_age_s": (60, 21600),
+    "retry_delay_s": (0.05, 900),
+}
+
+
+class AsyncSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Attempts after the first that fails (Lambda's MaximumRetryAttempts).
+    maximum_retry_attempts: int = 2
+    # An event older than this is not run again (Lambda's MaximumEventAgeInSeconds).
+    maximum_event_age_s: float = 21600.0
+    # The wait before the first retry; it doubles for the next, each +-20% (Lambda waits about
+    # a minute, then two).
+    retry_delay_s: float = 1.0
+
+
+def check_async(config: AsyncSpec, source: str) -> None:
+    for field, (low, high) in RANGES.items():
+        value = getattr(config, field)
+        if not low <= value <= high:
+            raise InvalidSpec(
+                f"{source}: function.async.{field} must be between {low:g} and {high:g}, "
+                f"got {value!r}"
+            )

@@ -1,0 +1,142 @@
+"""The durable queue of asynchronous invocations: the record every backend keeps, the contract
+it keeps it by, and the pure rules of retry and expiry.
+
+An accepted event is a Record in state ``queued``. A dispatcher leases it (``running``, one more
+attempt, hidden from other leases until ``lease_until``), then acks it (``succeeded``), retries
+it after a delay (``queued`` again), or ends it (``failed`` or ``expired``: the dead letters).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import random
+from typing import Any
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED = "queued", "running", "succeeded", "failed", "expired"
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED)
+FINAL = frozenset({SUCCEEDED, FAILED, EXPIRED})
+# A retried accept (same idempotency key) within this window is the same invocation.
+IDEMPOTENCY_WINDOW_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    id: str
+    function: str
+    payload: bytes
+    state: str = QUEUED
+    attempts: int = 0
+    # 1 + maximum_retry_attempts, and maximum_event_age_s, as configured at accept.
+    max_attempts: int = 3
+    max_age_s: float = 21600.0
+    retry_delay_s: float = 1.0
+    enqueued_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    version: str = ""
+    result: bytes | None = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's view (no payload: it can be large, and the caller has it)."""
+        return {
+            "invocationId": self.id,
+            "function": self.function,
+            "state": self.state,
+            "attempts": self.attempts,
+            "maxAttempts": self.max_attempts,
+            "enqueuedAt": self.enqueued_at,
+            "updatedAt": self.updated_at,
+            "finishedAt": self.finished_at,
+            "executedVersion": self.version or None,
+            "result": _json_or_text(self.result),
+            "error": self.error,
+        }
+
+
+def _json_or_text(body: bytes | None) -> Any:
+    if body is None:
+        return None
+    import json
+
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+class Queue(abc.ABC):
+    """What every backend does, each call durable when it returns."""
+
+    @abc.abstractmethod
+    async def put(self, record: Record) -> Record:
+        """Store a new event; with an idempotency key seen for the function within the window,
+        store nothing and return the record that key made."""
+
+    @abc.abstractmethod
+    async def lease(self, now: float, visibility_s: float, exclude: set[str]) -> Record | None:
+        """The oldest visible event of a function not in ``exclude``, now running (its attempt
+        counted), or None."""
+
+    @abc.abstractmethod
+    async def next_visible(self, now: float, exclude: set[str]) -> float | None:
+        """When the next event (of a function not in ``exclude``) becomes visible."""
+
+    @abc.abstractmethod
+    async def ack(self, id: str, now: float, result: bytes, version: str) -> None: ...
+
+    @abc.abstractmethod
+    async def retry(self, id: str, now: float, delay_s: float, error: dict[str, Any]) -> None:
+        """Back to queued, visible after ``delay_s``, with the attempt's error kept."""
+
+    @abc.abstractmethod
+    async def release(self, id: str, now: float, delay_s: float) -> None:
+        """Back to queued without counting the attempt (no capacity: backpressure)."""
+
+    @abc.abstractmethod
+    async def end(self, id: str, now: float, state: str, error: dict[str, Any]) -> None:
+        """Failed or expired: a dead letter, kept with its error."""
+
+    @abc.abstractmethod
+    async def recover(self, now: float) -> int:
+        """After a crash: every running event is queued again now (its attempt counted)."""
+
+    @abc.abstractmethod
+    async def get(self, id: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def list(self, function: str | None, state: str | None, limit: int) -> list[Record]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def depth(self) -> dict[str, tuple[int, float]]:
+        """Per function: events not yet finished, and the enqueue time of the oldest."""
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    action: str  # "retry", "failed" or "expired"
+    delay_s: float = 0.0
+
+
+def after_failure(record: Record, now: float, rng: random.Random | None = None) -> Decision:
+    """What follows a failed attempt (``record.attempts`` already counts it)."""
+    if now - record.enqueued_at >= record.max_age_s:
+        return Decision(EXPIRED)
+    if record.attempts >= record.max_attempts:
+        return Decision(FAILED)
+    delay = backoff(record.attempts, record.retry_delay_s, rng)
+    if now + delay - record.enqueued_at >= record.max_age_s:
+        return Decision(EXPIRED)
+    return Decision("retry", delay)
+
+
+def backoff(attempt: int, base_s: float, rng: random.Random | None = None) -> float:
+    """base, 2 x base, 4 x base... after attempts 1, 2, 3, each within +-20% (jitter)."""
+    jitter = (rng or random).uniform(0.8, 1.2)
+    return base_s * (2 ** max(0, attempt - 1)) * jitter

@@ -1,0 +1,39 @@
+"""Tracking asynchronous invocations: one by id, or a function's, filtered by state."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mlambda.errors import InvalidRequest, NotFound
+from mlambda.events.queue import STATES
+from mlambda.platform import Platform
+
+MAX_LIMIT = 1000
+
+
+def _platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+async def get_invocation(request: Request) -> Response:
+    record = await _platform(request).async_invoker.queue.get(request.path_params["id"])
+    if record is None:
+        raise NotFound(f"no asynchronous invocation {request.path_params['id']!r}")
+    return JSONResponse(record.to_dict())
+
+
+async def list_invocations(request: Request) -> Response:
+    """A function's (``/v1/functions/{name}/invocations``) or every function's."""
+    platform = _platform(request)
+    name = request.path_params.get("name")
+    if name is not None:
+        platform.get(name)
+    state = request.query_params.get("state")
+    if state is not None and state not in STATES:
+        raise InvalidRequest(f"state must be one of {', '.join(STATES)}, got {state!r}")
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    records = await platform.async_invoker.queue.list(name, state, int(raw))
+    return JSONResponse({"invocations": [record.to_dict() for record in records]})

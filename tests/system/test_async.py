@@ -1,0 +1,171 @@
+"""Asynchronous invocation: accepted means stored, and stored means run at least once, whatever
+is killed on the way (boto3's InvocationType=Event, the native ?mode=async, the CLI)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import botocore.exceptions
+import pytest
+
+from tests.conftest import write_function
+from tests.system.conftest import Server, lambda_client
+
+ECHO = """
+    import time
+
+    def handler(event, context):
+        time.sleep(event.get("sleep", 0))
+        if event.get("fail"):
+            raise ValueError("asked to fail")
+        return {"n": event.get("n"), "request": context.aws_request_id}
+"""
+
+
+def _function(root, name: str, code: str = ECHO, async_table: str = "", **config):  # type: ignore[no-untyped-def]
+    directory = write_function(root, name, code, **config)
+    if async_table:
+        with (directory / "mlambda.toml").open("a") as toml:
+            toml.write("[function.async]\n" + async_table)
+    return directory
+
+
+def _wait(server: Server, invocation_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = server.http("GET", f"/v1/invocations/{invocation_id}").json()
+        if record["state"] in ("succeeded", "failed", "expired"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"{invocation_id} still {record['state']} after {timeout} s: {record}")
+
+
+def _accept(server: Server, name: str, event: dict, **headers: str) -> str:
+    response = server.http(
+        "POST", f"/v1/functions/{name}/invoke?mode=async", json=event, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["invocation_id"]
+
+
+@pytest.fixture(scope="module")
+def served(shared_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("async")
+    shared_server.deploy(_function(root, "echo"))
+    shared_server.deploy(
+        _function(root, "flaky", async_table="maximum_retry_attempts = 1\nretry_delay_s = 0.1\n")
+    )
+    shared_server.deploy(_function(root, "once", async_table="maximum_retry_attempts = 0\n"))
+    return shared_server
+
+
+def test_boto3_event_invocation_is_accepted_with_202_and_runs(served):
+    response = lambda_client(served).invoke(
+        FunctionName="echo", InvocationType="Event", Payload=json.dumps({"n": 7})
+    )
+    assert response["StatusCode"] == 202
+    invocation_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    record = _wait(served, invocation_id)
+    assert record["state"] == "succeeded" and record["attempts"] == 1
+    assert record["result"] == {"n": 7, "request": invocation_id}
+    assert record["executedVersion"] == "$LATEST"
+
+
+def test_the_native_api_and_the_cli_accept_list_and_show(served):
+    invocation_id = _accept(served, "echo", {"n": 1})
+    assert _wait(served, invocation_id)["result"]["n"] == 1
+    cli = served.cli("invoke", "echo", "--async", "--data", '{"n": 2}')
+    assert cli.returncode == 0, cli.stderr
+    from_cli = cli.stdout.strip()
+    assert _wait(served, from_cli)["result"]["n"] == 2
+    listing = served.cli("invocations", "echo")
+    assert listing.returncode == 0 and from_cli in listing.stdout and "succeeded" in listing.stdout
+    shown = json.loads(served.cli("invocations", "show", from_cli).stdout)
+    assert shown["invocationId"] == from_cli and shown["state"] == "succeeded"
+    everyone = served.http("GET", "/v1/invocations?state=succeeded").json()["invocations"]
+    assert from_cli in {r["invocationId"] for r in everyone}
+
+
+def test_bad_requests_are_refused_before_anything_is_stored(served):
+    before = len(served.http("GET", "/v1/functions/echo/invocations").json()["invocations"])
+    bad = served.http(
+        "POST", "/v1/functions/echo/invoke?mode=async", content=b"{not json", headers={}
+    )
+    assert bad.status_code == 400
+    assert served.http("POST", "/v1/functions/nope/invoke?mode=async", json={}).status_code == 404
+    big = served.http(
+        "POST", "/v1/functions/echo/invoke?mode=async", json={"x": "a" * (1024 * 1024)}
+    )
+    assert big.status_code == 413
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        lambda_client(served).invoke(
+            FunctionName="echo", InvocationType="Event", Payload=json.dumps({"x": "a" * 1048576})
+        )
+    assert caught.value.response["Error"]["Code"] == "RequestTooLargeException"
+    assert served.http("POST", "/v1/functions/echo/invoke?mode=later", json={}).status_code == 400
+    after = len(served.http("GET", "/v1/functions/echo/invocations").json()["invocations"])
+    assert after == before
+
+
+def test_a_failing_event_is_retried_as_configured_then_kept_as_failed(served):
+    flaky = _wait(served, _accept(served, "flaky", {"fail": True}))
+    assert flaky["state"] == "failed" and flaky["attempts"] == 2 and flaky["maxAttempts"] == 2
+    assert flaky["error"]["errorType"] == "ValueError"
+    once = _wait(served, _accept(served, "once", {"fail": True}))
+    assert once["state"] == "failed" and once["attempts"] == 1
+    failed = served.cli("invocations", "flaky", "--state", "failed", "--json")
+    assert flaky["invocationId"] in {r["invocationId"] for r in json.loads(failed.stdout)}
+
+
+def test_a_retried_accept_with_the_same_key_is_the_same_invocation(served):
+    first = _accept(served, "echo", {"n": 5}, **{"Idempotency-Key": "order-5"})
+    again = _accept(served, "echo", {"n": 5}, **{"Idempotency-Key": "order-5"})
+    assert first == again
+    other = _accept(served, "echo", {"n": 5}, **{"Idempotency-Key": "order-6"})
+    assert other != first
+
+
+def test_queue_depth_is_in_the_metrics_while_events_wait(server, make_function):
+    server.deploy(make_function("slow", ECHO, max_instances=1))
+    ids = [_accept(server, "slow", {"sleep": 0.3, "n": n}) for n in range(4)]
+    text = server.http("GET", "/metrics").text
+    assert 'mlambda_async_queue_depth{function="slow"}' in text
+    assert 'mlambda_async_oldest_age_seconds{function="slow"}' in text
+    assert all(_wait(server, i)["state"] == "succeeded" for i in ids)
+    assert 'mlambda_async_queue_depth{function="slow"}' not in server.http("GET", "/metrics").text
+
+
+def test_events_of_a_removed_function_fail_with_the_reason(server, make_function):
+    server.deploy(make_function("doomed", ECHO, max_instances=1))
+    ids = [_accept(server, "doomed", {"sleep": 0.5}) for _ in range(5)]
+    time.sleep(0.2)
+    assert server.cli("rm", "doomed").returncode == 0
+    records = [_wait(server, i) for i in ids]
+    assert all(r["state"] in ("succeeded", "failed") for r in records)
+    removed = [r for r in records if r["state"] == "failed"]
+    assert removed and all("removed" in r["error"]["errorMessage"] for r in removed)
+
+
+def test_kill_9_of_serve_loses_no_accepted_event(tmp_path):
+    data = tmp_path / "data"
+    server = Server(data, "--backend", "zygote").start()
+    server.deploy(_function(tmp_path / "fns", "work", max_instances=2))
+    ids = [_accept(server, "work", {"sleep": 0.2, "n": n}) for n in range(24)]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = [r["state"] for r in server.http("GET", "/v1/invocations").json()["invocations"]]
+        if "succeeded" in states and "running" in states and "queued" in states:
+            break
+        time.sleep(0.02)
+    server.stop(signal.SIGKILL)  # some done, some running, some queued
+    restarted = Server(data, "--backend", "zygote").start()
+    try:
+        records = [_wait(restarted, i, timeout=60) for i in ids]
+        assert [r["state"] for r in records] == ["succeeded"] * len(ids)
+        assert sorted(r["result"]["n"] for r in records) == list(range(24))
+        # The attempts cut short by the kill were counted, and then retried.
+        assert any(r["attempts"] == 2 for r in records)
+    finally:
+        restarted.stop()
