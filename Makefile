@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox
+.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -50,7 +50,7 @@ clean:
 	rm -rf $(VENV) .mlambda
 
 ## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
-bench: bench-coldstart bench-models bench-sandbox
+bench: bench-coldstart bench-models bench-sandbox bench-async
 
 ## bench-coldstart: cold start of handler functions, every tier side by side
 bench-coldstart: install examples/fraud/model.joblib
@@ -59,6 +59,11 @@ bench-coldstart: install examples/fraud/model.joblib
 ## bench-sandbox: what the sandbox costs a cold start, on vs off side by side
 bench-sandbox: install examples/fraud/model.joblib
 	$(BIN)/python bench/sandbox.py
+
+## bench-async: asynchronous invocation against sync invoke, side by side (needs wrk)
+bench-async: install
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-async needs wrk"; exit 1; }
+	$(BIN)/python bench/async.py
 
 ## bench-models: model functions, batching off vs on (wrk over HTTP) and cold start per runtime
 bench-models: install

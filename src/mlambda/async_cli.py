@@ -13,6 +13,7 @@ from mlambda.errors import InvalidRequest
 from mlambda.events.queue import STATES
 from mlambda.settings import Settings
 
+ALL = "*"
 Runner = Callable[[argparse.Namespace, Settings, Any], int]
 
 
@@ -27,6 +28,8 @@ def cmd_invocations(args: argparse.Namespace, settings: Settings, client: Any) -
             raise InvalidRequest("usage: mlambda invocations show ID")
         print(json.dumps(client.invocation(words[1]), indent=2))
         return 0
+    if words[:1] == ["replay"]:
+        return _replay(args, client)
     if len(words) > 1:
         raise InvalidRequest("usage: mlambda invocations [NAME] [--state STATE]")
     name = words[0] if words else None
@@ -56,6 +59,30 @@ def cmd_invocations(args: argparse.Namespace, settings: Settings, client: Any) -
     return 0
 
 
+def _replay(args: argparse.Namespace, client: Any) -> int:
+    """``replay ID``, or ``replay --all-failed [NAME]``: each as a new invocation."""
+    words = args.words[1:]
+    if args.all_failed is not None:
+        if words:
+            raise InvalidRequest("usage: mlambda invocations replay --all-failed [NAME]")
+        name = None if args.all_failed == ALL else args.all_failed
+        targets = [
+            r
+            for state in ("failed", "expired")
+            for r in client.invocations(name, state=state, limit=1000)
+        ]
+    else:
+        if len(words) != 1:
+            raise InvalidRequest("usage: mlambda invocations replay ID | --all-failed [NAME]")
+        targets = [client.invocation(words[0])]
+    for record in targets:
+        again = client.replay(record["function"], record["invocationId"])
+        print(f"{record['invocationId']} -> {again['invocation_id']}")
+    if not targets:
+        print("Nothing to replay")
+    return 0
+
+
 def add_commands(
     commands: Any, with_client: Callable[[Runner], Callable[[argparse.Namespace, Settings], int]]
 ) -> list[argparse.ArgumentParser]:
@@ -65,10 +92,20 @@ def add_commands(
         help="asynchronous invocations (newest first); `invocations show ID` for one",
     )
     listing.add_argument(
-        "words", nargs="*", metavar="NAME | show ID", help="a function's only; or show one by id"
+        "words",
+        nargs="*",
+        metavar="NAME | show ID | replay ID",
+        help="a function's only; show one by id; replay one (or --all-failed) as a new one",
     )
     listing.add_argument("--state", choices=STATES, help="only invocations in this state")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--all-failed",
+        nargs="?",
+        const=ALL,
+        metavar="NAME",
+        help="with replay: every failed or expired invocation (of NAME, if given)",
+    )
     listing.set_defaults(run=with_client(cmd_invocations))
     return [listing]

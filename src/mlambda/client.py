@@ -99,6 +99,10 @@ class Client:
         path = f"/v1/functions/{name}/invocations" if name else "/v1/invocations"
         return self._request("GET", path, params=params).json()["invocations"]
 
+    def replay(self, name: str, invocation_id: str) -> dict[str, Any]:
+        path = f"/v1/functions/{name}/invocations/{invocation_id}/replay"
+        return self._request("POST", path).json()
+
     def list(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/functions").json()["functions"]
 

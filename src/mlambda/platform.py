@@ -92,6 +92,7 @@ class Platform:
             self.invoke,
             self.get,
             max_in_flight=settings.max_instances_total,
+            region=settings.region,
         )
         self.started_at = time.time()
         self._started = False

@@ -280,7 +280,7 @@ def _check(spec: FunctionSpec, source: str) -> None:
     if spec.url is not None:
         check_url(spec.url, source)
     if spec.async_ is not None:
-        check_async(spec.async_, source)
+        check_async(spec.async_, source, spec.name)
     if spec.network not in NETWORKS:
         close = difflib.get_close_matches(spec.network, NETWORKS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

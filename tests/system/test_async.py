@@ -169,3 +169,114 @@ def test_kill_9_of_serve_loses_no_accepted_event(tmp_path):
         assert any(r["attempts"] == 2 for r in records)
     finally:
         restarted.stop()
+
+
+AUDIT = """
+    def handler(event, context):
+        return event  # the destination record, kept as this invocation's result
+"""
+
+
+class _Webhook:
+    """A webhook receiver on 127.0.0.1 that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 20) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.received
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_outcomes_reach_their_destinations_in_lambdas_shape(server, tmp_path):
+    hook = _Webhook()
+    try:
+        root = tmp_path / "fns"
+        server.deploy(_function(root, "audit", AUDIT))
+        table = (
+            'on_success = "function:audit"\n'
+            f'on_failure = "{hook.url}"\n'
+            "maximum_retry_attempts = 1\nretry_delay_s = 0.1\n"
+        )
+        server.deploy(_function(root, "scored", async_table=table))
+        ok = _accept(server, "scored", {"n": 3})
+        bad = _accept(server, "scored", {"fail": True, "n": 4})
+        assert _wait(server, ok)["state"] == "succeeded"
+        failed = _wait(server, bad)
+        assert failed["state"] == "failed"
+        (posted,) = hook.wait(1)
+        assert posted["version"] == "1.0"
+        assert posted["requestContext"]["requestId"] == bad
+        assert posted["requestContext"]["condition"] == "RetriesExhausted"
+        assert posted["requestContext"]["approximateInvokeCount"] == 2
+        assert posted["requestContext"]["functionArn"].endswith(":function:scored:$LATEST")
+        assert posted["requestPayload"] == {"fail": True, "n": 4}
+        assert posted["responseContext"]["functionError"] == "Unhandled"
+        assert posted["responsePayload"]["errorType"] == "ValueError"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            audited = server.http("GET", "/v1/functions/audit/invocations?state=succeeded")
+            records = audited.json()["invocations"]
+            if records:
+                break
+            time.sleep(0.05)
+        (delivered,) = [r["result"] for r in records]
+        assert delivered["requestContext"]["condition"] == "Success"
+        assert delivered["requestPayload"] == {"n": 3}
+        assert delivered["responsePayload"]["n"] == 3
+        assert _wait(server, ok)["delivery"] == "delivered"
+        assert server.http("GET", f"/v1/invocations/{bad}").json()["delivery"] == "delivered"
+    finally:
+        hook.close()
+
+
+def test_dead_letters_are_listed_and_replayed_as_new_invocations(server, tmp_path):
+    code = """
+        import os
+        def handler(event, context):
+            if not os.path.exists("/tmp/fixed") and event.get("fix"):
+                open("/tmp/fixed", "w").close()
+            if event.get("fail"):
+                raise ValueError("still broken")
+            return event
+    """
+    server.deploy(
+        _function(tmp_path / "fns", "dl", code, async_table="maximum_retry_attempts = 0\n")
+    )
+    dead = _wait(server, _accept(server, "dl", {"fail": True}))
+    letters = server.http("GET", "/v1/functions/dl/dead-letters").json()["deadLetters"]
+    assert [r["invocationId"] for r in letters] == [dead["invocationId"]]
+    replayed = server.cli("invocations", "replay", dead["invocationId"])
+    assert replayed.returncode == 0, replayed.stderr
+    new_id = replayed.stdout.split(" -> ")[1].strip()
+    again = _wait(server, new_id)
+    assert again["state"] == "failed" and again["invocationId"] != dead["invocationId"]
+    bulk = server.cli("invocations", "replay", "--all-failed", "dl")
+    assert bulk.returncode == 0 and bulk.stdout.count(" -> ") == 2
+    running = server.http("POST", f"/v1/functions/dl/invocations/{new_id}/replay")
+    assert running.status_code == 202
+    wrong = server.http("POST", f"/v1/functions/echo2/invocations/{new_id}/replay")
+    assert wrong.status_code == 404

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from mlambda.errors import InvalidSpec
+from mlambda.events.destinations import destination_record
 from mlambda.events.queue import (
     EXPIRED,
     FAILED,
@@ -20,6 +22,7 @@ from mlambda.events.queue import (
     backoff,
 )
 from mlambda.events.sqlite import SqliteQueue
+from mlambda.spec import parse_spec
 
 T0 = 1_000_000.0
 pytestmark = pytest.mark.anyio
@@ -126,3 +129,59 @@ async def test_list_and_depth(queue):
     assert [r.id for r in await queue.list("f", None, 10)] == ["b", "a"]
     assert [r.id for r in await queue.list(None, QUEUED, 10)] == ["c", "b"]
     assert await queue.depth() == {"f": (1, T0 + 1), "g": (1, T0 + 2)}
+
+
+BASE = '[function]\nname = "scorer"\nhandler = "app:handler"\n[function.async]\n'
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("maximum_retry_attempts = 3\n", "maximum_retry_attempts must be between 0 and 2"),
+        ("maximum_event_age_s = 30\n", "maximum_event_age_s must be between 60 and 21600"),
+        ("retry_delay_s = 0\n", "retry_delay_s must be between"),
+        ('on_success = "scorer2"\n', "must be 'function:NAME' or an http(s) URL"),
+        ('on_failure = "function:scorer"\n', "names the function itself"),
+        ("retries = 1\n", "unknown field function.async.retries"),
+    ],
+)
+def test_a_bad_async_section_is_refused_naming_the_field(table, message):
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(BASE + table)
+    assert message in str(caught.value)
+
+
+def test_a_good_async_section_is_read():
+    spec = parse_spec(BASE + 'on_success = "function:audit"\non_failure = "https://h.example/x"\n')
+    assert spec.async_ is not None and spec.async_.on_success == "function:audit"
+
+
+@pytest.mark.parametrize(
+    ("state", "condition", "error"),
+    [
+        (SUCCEEDED, "Success", False),
+        (FAILED, "RetriesExhausted", True),
+        (EXPIRED, "EventAgeExceeded", True),
+    ],
+)
+def test_the_destination_record_has_lambdas_shape(state, condition, error):
+    record = _record(
+        state=state,
+        attempts=3,
+        finished_at=T0 + 0.25,
+        version="$LATEST",
+        result=b'{"score": 1}' if not error else None,
+        error={"errorType": "ValueError", "errorMessage": "x"} if error else None,
+    )
+    shaped = destination_record(record, "eu-west-1")
+    assert shaped["version"] == "1.0" and shaped["timestamp"].endswith(".250Z")
+    assert shaped["requestContext"] == {
+        "requestId": "a",
+        "functionArn": "arn:aws:lambda:eu-west-1:000000000000:function:f:$LATEST",
+        "condition": condition,
+        "approximateInvokeCount": 3,
+    }
+    assert shaped["requestPayload"] == {"n": 1}
+    assert ("functionError" in shaped["responseContext"]) is error
+    expected = {"errorType": "ValueError", "errorMessage": "x"} if error else {"score": 1}
+    assert shaped["responsePayload"] == expected

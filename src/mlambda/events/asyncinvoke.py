@@ -20,6 +20,7 @@ from typing import Any
 
 from mlambda.errors import FunctionNotFound, MlambdaError, Throttled
 from mlambda.events.config import AsyncSpec
+from mlambda.events.destinations import deliver
 from mlambda.events.queue import EXPIRED, FAILED, Queue, Record, after_failure
 from mlambda.pool.invocation import Invocation
 from mlambda.registry.model import FunctionRecord
@@ -45,8 +46,10 @@ class AsyncInvoker:
         lookup: Callable[[str], FunctionRecord],
         *,
         max_in_flight: int = 256,
+        region: str = "us-east-1",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.region = region
         self.queue = queue
         self._invoke = invoke
         # The function's current record; raises FunctionNotFound once it is removed.
@@ -56,6 +59,7 @@ class AsyncInvoker:
         self._wake = asyncio.Event()
         self._in_flight: dict[str, int] = {}
         self._attempts: set[asyncio.Task[None]] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
 
     # -- accepting ------------------------------------------------------------------------------
@@ -89,11 +93,13 @@ class AsyncInvoker:
         if recovered:
             log.warning("%d asynchronous invocations were running when serve stopped", recovered)
         self._loop = asyncio.get_running_loop().create_task(self._dispatch())
+        for record in await self.queue.pending_deliveries():
+            self._deliver(record.id)
 
     async def stop(self) -> None:
         """Stop leasing; attempts still running are left running (the next start queues them
         again, each counted as an attempt)."""
-        tasks = [t for t in (self._loop, *self._attempts) if t is not None]
+        tasks = [t for t in (self._loop, *self._attempts, *self._deliveries) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -153,7 +159,7 @@ class AsyncInvoker:
     async def _attempt(self, record: Record) -> None:
         now = self.clock()
         if now - record.enqueued_at >= record.max_age_s:
-            await self.queue.end(record.id, now, EXPIRED, _expired(record))
+            await self._end(record, EXPIRED, _expired(record))
             return
         try:
             version = self._lookup(record.function).version
@@ -163,7 +169,7 @@ class AsyncInvoker:
                 "errorType": "ResourceNotFoundException",
                 "errorMessage": f"function {record.function!r} was removed before the event ran",
             }
-            await self.queue.end(record.id, self.clock(), FAILED, error)
+            await self.queue.end(record.id, self.clock(), FAILED, error)  # no config left
             return
         except Throttled:
             await self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
@@ -177,7 +183,10 @@ class AsyncInvoker:
             await self._failed(record, error)
             return
         if invocation.error is None:
-            await self.queue.ack(record.id, self.clock(), invocation.body, version)
+            destination = self._destination(record.function, "on_success")
+            await self.queue.ack(record.id, self.clock(), invocation.body, version, destination)
+            if destination:
+                self._deliver(record.id)
         else:
             await self._failed(record, invocation.error.to_body())
 
@@ -187,9 +196,41 @@ class AsyncInvoker:
         if decision.action == "retry":
             await self.queue.retry(record.id, now, decision.delay_s, error)
         elif decision.action == EXPIRED:
-            await self.queue.end(record.id, now, EXPIRED, {**_expired(record), "lastError": error})
+            await self._end(record, EXPIRED, {**_expired(record), "lastError": error})
         else:
-            await self.queue.end(record.id, now, FAILED, error)
+            await self._end(record, FAILED, error)
+
+    async def _end(self, record: Record, state: str, error: dict[str, Any]) -> None:
+        destination = self._destination(record.function, "on_failure")
+        await self.queue.end(record.id, self.clock(), state, error, destination)
+        if destination:
+            self._deliver(record.id)
+
+    def _destination(self, function: str, field: str) -> str:
+        try:
+            config = self._lookup(function).spec.async_
+        except FunctionNotFound:
+            return ""
+        return getattr(config, field) if config is not None else ""
+
+    def _deliver(self, id: str) -> None:
+        """Send a finished event's outcome to its destination, in the background."""
+
+        async def send() -> None:
+            record = await self.queue.get(id)
+            if record is None or record.delivery != "pending":
+                return
+            reason = await deliver(record, self.region, self._accept_record, asyncio.sleep)
+            if reason:
+                log.warning("destination of %s: %s", id, reason)
+            await self.queue.delivered(id, not reason, reason)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _accept_record(self, function: str, body: bytes) -> None:
+        await self.accept(function, body)
 
 
 def _expired(record: Record) -> dict[str, Any]:

@@ -3,9 +3,15 @@ Lambda's event invoke config has it (checked at deploy; pure)."""
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from mlambda.errors import InvalidSpec
+
+# A destination: another function ("function:NAME", invoked asynchronously with the record as
+# its event) or a webhook (an http(s) URL that the record is POSTed to).
+DESTINATION = re.compile(r"function:[A-Za-z0-9_-]{1,64}|https?://\S+")
 
 RANGES = {
     "maximum_retry_attempts": (0, 2),
@@ -22,9 +28,24 @@ class AsyncSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # The wait before the first retry; it doubles for the next, each +-20% (Lambda waits about
     # a minute, then two).
     retry_delay_s: float = 1.0
+    # Where the outcome goes, in Lambda's destination record shape (docs/async.md).
+    on_success: str = ""
+    on_failure: str = ""
 
 
-def check_async(config: AsyncSpec, source: str) -> None:
+def check_async(config: AsyncSpec, source: str, function: str = "") -> None:
+    for field in ("on_success", "on_failure"):
+        target = getattr(config, field)
+        if target and not DESTINATION.fullmatch(target):
+            raise InvalidSpec(
+                f"{source}: function.async.{field} must be 'function:NAME' or an http(s) URL, "
+                f"got {target!r}"
+            )
+        if target == f"function:{function}":
+            raise InvalidSpec(
+                f"{source}: function.async.{field} names the function itself, which would "
+                "invoke itself for ever"
+            )
     for field, (low, high) in RANGES.items():
         value = getattr(config, field)
         if not low <= value <= high:

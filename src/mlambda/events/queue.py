@@ -38,6 +38,11 @@ class Record:
     result: bytes | None = None
     error: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    # Where the outcome goes (on_success / on_failure, chosen when the event finished), and
+    # whether it got there: "pending", "delivered" or "failed" ("" without a destination).
+    destination: str = ""
+    delivery: str = ""
+    delivery_error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The API's view (no payload: it can be large, and the caller has it)."""
@@ -53,6 +58,9 @@ class Record:
             "executedVersion": self.version or None,
             "result": _json_or_text(self.result),
             "error": self.error,
+            "destination": self.destination or None,
+            "delivery": self.delivery or None,
+            "deliveryError": self.delivery_error or None,
         }
 
 
@@ -85,7 +93,10 @@ class Queue(abc.ABC):
         """When the next event (of a function not in ``exclude``) becomes visible."""
 
     @abc.abstractmethod
-    async def ack(self, id: str, now: float, result: bytes, version: str) -> None: ...
+    async def ack(
+        self, id: str, now: float, result: bytes, version: str, destination: str = ""
+    ) -> None:
+        """Succeeded; with a destination, its delivery is pending from the same commit."""
 
     @abc.abstractmethod
     async def retry(self, id: str, now: float, delay_s: float, error: dict[str, Any]) -> None:
@@ -96,8 +107,18 @@ class Queue(abc.ABC):
         """Back to queued without counting the attempt (no capacity: backpressure)."""
 
     @abc.abstractmethod
-    async def end(self, id: str, now: float, state: str, error: dict[str, Any]) -> None:
-        """Failed or expired: a dead letter, kept with its error."""
+    async def end(
+        self, id: str, now: float, state: str, error: dict[str, Any], destination: str = ""
+    ) -> None:
+        """Failed or expired: a dead letter, kept with its error (and a pending delivery)."""
+
+    @abc.abstractmethod
+    async def delivered(self, id: str, ok: bool, error: str = "") -> None:
+        """The outcome reached its destination (or, ``ok`` false, gave up)."""
+
+    @abc.abstractmethod
+    async def pending_deliveries(self) -> list[Record]:
+        """Outcomes not yet delivered (after a crash: delivered again, at least once)."""
 
     @abc.abstractmethod
     async def recover(self, now: float) -> int:

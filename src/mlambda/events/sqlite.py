@@ -43,9 +43,13 @@ events = sa.Table(
     sa.Column("result", sa.LargeBinary),
     sa.Column("error", sa.JSON),
     sa.Column("idempotency_key", sa.String),
+    sa.Column("destination", sa.String, nullable=False, default=""),
+    sa.Column("delivery", sa.String, nullable=False, default=""),
+    sa.Column("delivery_error", sa.String, nullable=False, default=""),
     sa.Index("events_visible", "state", "visible_at"),
     sa.Index("events_function", "function", "state"),
     sa.Index("events_key", "function", "idempotency_key"),
+    sa.Index("events_delivery", "delivery"),
 )
 RECORD_FIELDS = [f for f in Record.__dataclass_fields__]
 
@@ -134,9 +138,13 @@ class SqliteQueue(Queue):
             )
         )
 
-    async def ack(self, id: str, now: float, result: bytes, version: str) -> None:
+    async def ack(
+        self, id: str, now: float, result: bytes, version: str, destination: str = ""
+    ) -> None:
         await self._update(
             id,
+            destination=destination,
+            delivery="pending" if destination else "",
             state=SUCCEEDED,
             result=result,
             version=version,
@@ -166,11 +174,36 @@ class SqliteQueue(Queue):
             lease_until=None,
         )
 
-    async def end(self, id: str, now: float, state: str, error: dict[str, Any]) -> None:
+    async def end(
+        self, id: str, now: float, state: str, error: dict[str, Any], destination: str = ""
+    ) -> None:
         assert state in FINAL
         await self._update(
-            id, state=state, error=error, updated_at=now, finished_at=now, lease_until=None
+            id,
+            state=state,
+            error=error,
+            updated_at=now,
+            finished_at=now,
+            lease_until=None,
+            destination=destination,
+            delivery="pending" if destination else "",
         )
+
+    async def delivered(self, id: str, ok: bool, error: str = "") -> None:
+        await self._run(
+            lambda conn: conn.execute(
+                events.update()
+                .where(events.c.id == id)
+                .values(delivery="delivered" if ok else "failed", delivery_error=error)
+            )
+        )
+
+    async def pending_deliveries(self) -> list[Record]:
+        def work(conn: sa.Connection) -> list[Record]:
+            rows = conn.execute(sa.select(events).where(events.c.delivery == "pending"))
+            return [_record(row._mapping) for row in rows]
+
+        return await self._run(work)
 
     async def recover(self, now: float) -> int:
         def work(conn: sa.Connection) -> int:

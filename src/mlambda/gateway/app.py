@@ -89,6 +89,8 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
         Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
+        Route("/v1/functions/{name}/dead-letters", invocations.dead_letters, methods=["GET"]),
+        Route("/v1/functions/{name}/invocations/{id}/replay", invocations.replay, methods=["POST"]),
         Route("/v1/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/invocations/{id}", invocations.get_invocation, methods=["GET"]),
         Route("/v1/instances", functions.list_processes, methods=["GET"]),

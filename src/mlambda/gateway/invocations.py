@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mlambda.errors import InvalidRequest, NotFound
-from mlambda.events.queue import STATES
+from mlambda.events.queue import EXPIRED, FAILED, FINAL, STATES
 from mlambda.platform import Platform
 
 MAX_LIMIT = 1000
@@ -21,6 +21,36 @@ async def get_invocation(request: Request) -> Response:
     if record is None:
         raise NotFound(f"no asynchronous invocation {request.path_params['id']!r}")
     return JSONResponse(record.to_dict())
+
+
+async def dead_letters(request: Request) -> Response:
+    """A function's failed and expired invocations, newest first."""
+    platform = _platform(request)
+    name = request.path_params["name"]
+    platform.get(name)
+    records = [
+        record
+        for state in (FAILED, EXPIRED)
+        for record in await platform.async_invoker.queue.list(name, state, MAX_LIMIT)
+    ]
+    records.sort(key=lambda r: r.enqueued_at, reverse=True)
+    return JSONResponse({"deadLetters": [record.to_dict() for record in records]})
+
+
+async def replay(request: Request) -> Response:
+    """Run a finished invocation's event again, as a new invocation (202)."""
+    platform = _platform(request)
+    name = request.path_params["name"]
+    platform.get(name)
+    record = await platform.async_invoker.queue.get(request.path_params["id"])
+    if record is None or record.function != name:
+        raise NotFound(f"no asynchronous invocation {request.path_params['id']!r} of {name!r}")
+    if record.state not in FINAL:
+        raise InvalidRequest(f"invocation {record.id} is {record.state}: it has not finished")
+    event = await platform.async_invoker.accept(name, record.payload)
+    return JSONResponse(
+        {"invocation_id": event.id, "state": event.state, "replayOf": record.id}, status_code=202
+    )
 
 
 async def list_invocations(request: Request) -> Response:

@@ -211,6 +211,27 @@ def _functions() -> dict[str, Any]:
                 }
             },
         },
+        "/v1/functions/{name}/dead-letters": {
+            "parameters": [NAME],
+            "get": {
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"deadLetters": {"type": "array"}}},
+                        "Failed and expired asynchronous invocations, newest first",
+                    ),
+                    **_errors(404),
+                }
+            },
+        },
+        "/v1/functions/{name}/invocations/{id}/replay": {
+            "parameters": [NAME, _param("id", type="string")],
+            "post": {
+                "responses": {
+                    "202": _json(INVOCATION_ACCEPTED, "The event runs again, as a new invocation"),
+                    **_errors(400, 404),
+                }
+            },
+        },
         "/v1/invocations": {
             "parameters": [
                 _param("state", "query", type="string", enum=list(STATES)),

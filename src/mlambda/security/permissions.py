@@ -43,6 +43,8 @@ RULES = (
     Rule("POST", f"{FN}/invoke", "invoke"),
     Rule("GET", f"{FN}/logs", "read"),
     Rule("GET", f"{FN}/invocations", "read"),
+    Rule("GET", f"{FN}/dead-letters", "read"),
+    Rule("POST", f"{FN}/invocations/{{id}}/replay", "invoke"),
     Rule("GET", "/v1/invocations", "read"),
     Rule("GET", "/v1/invocations/{id}", "read"),
     Rule("GET", "/v1/instances", "read"),

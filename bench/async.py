@@ -1,0 +1,194 @@
+"""Asynchronous invocation, side by side with sync invoke in one run.
+
+    .venv/bin/python bench/async.py [--duration 10] [--events 1000]
+
+`mlambda serve` (zygote backend, embedded SQLite queue) with a no-op function of 2 instances:
+- accept rate: wrk at concurrency 32 on `?mode=async` against the same on the sync invoke, in
+  alternating rounds (the queue drains between rounds); goal: accepting >= 1x sync requests/s;
+- drain throughput: --events events accepted at once, timed until the queue is empty, against
+  sync throughput at the same instance count; goal >= 80%;
+- 202 -> handler start: one event at a time on a free, warm instance; goal p50 <= 5 ms;
+- idle cost: serve's CPU time over 10 s with an empty queue (no polling loop).
+Writes the "async" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from models import wrk
+from results import machine, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import write_function  # noqa: E402
+from tests.system.conftest import Server  # noqa: E402
+
+NOOP = """
+import time
+
+def handler(event, context):
+    return {"started": time.time()}
+"""
+ROUNDS = 3
+INSTANCES = 2
+
+
+def drained(server: Server, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if 'mlambda_async_queue_depth{function="noop"}' not in server.http("GET", "/metrics").text:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the queue did not drain")
+
+
+def accept_rates(server: Server, duration: int) -> tuple[float, float, float]:
+    url = f"{server.url}/v1/functions/noop/invoke"
+    sync, accepted, errors = [], [], 0.0
+    for _ in range(ROUNDS):
+        run = wrk(url, b"{}", server.key, 32, duration)
+        sync.append(run["rps"])
+        errors += run["errors"]
+        run = wrk(url + "?mode=async", b"{}", server.key, 32, duration)
+        accepted.append(run["rps"])
+        errors += run["errors"]
+        drained(server)
+    return statistics.median(sync), statistics.median(accepted), errors
+
+
+async def drain_rate(server: Server, events: int) -> float:
+    headers = {"Authorization": f"Bearer {server.key}"}
+    url = f"{server.url}/v1/functions/noop/invoke?mode=async"
+    limit = asyncio.Semaphore(32)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+
+        async def one() -> None:
+            async with limit:
+                response = await client.post(url, content=b"{}")
+                response.raise_for_status()
+
+        await asyncio.gather(*(one() for _ in range(events)))
+    await asyncio.to_thread(drained, server)
+    return events / (time.perf_counter() - started)
+
+
+def start_latency(server: Server, samples: int = 200) -> float:
+    delays = []
+    for _ in range(samples):
+        response = server.http("POST", "/v1/functions/noop/invoke?mode=async", json={})
+        invocation = response.json()["invocation_id"]
+        while True:
+            record = server.http("GET", f"/v1/invocations/{invocation}").json()
+            if record["state"] == "succeeded":
+                break
+            time.sleep(0.002)
+        delays.append((record["result"]["started"] - record["enqueuedAt"]) * 1000)
+        time.sleep(0.02)
+    return statistics.median(delays)
+
+
+def idle_cpu_ms(server: Server, seconds: float = 10) -> float:
+    import os
+
+    assert server.process is not None
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    before = cpu()
+    time.sleep(seconds)
+    return (cpu() - before) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--events", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        server = Server(root / "data", "--backend", "zygote").start()
+        try:
+            server.deploy(write_function(root, "noop", NOOP, max_instances=INSTANCES))
+            server.http("POST", "/v1/functions/noop/invoke", json={})  # warm
+            sync, accepted, errors = accept_rates(server, args.duration)
+            print(f"sync {sync:.0f}/s, accept {accepted:.0f}/s, non-2xx {errors:.0f}", flush=True)
+            drain = asyncio.run(drain_rate(server, args.events))
+            print(f"drain {drain:.0f}/s", flush=True)
+            latency = start_latency(server)
+            print(f"202 -> start p50 {latency:.2f} ms", flush=True)
+            idle = idle_cpu_ms(server)
+            print(f"idle CPU {idle:.0f} ms in 10 s", flush=True)
+        finally:
+            server.stop()
+    _write(sync, accepted, errors, drain, latency, idle, args)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _write(
+    sync: float,
+    accepted: float,
+    errors: float,
+    drain: float,
+    latency: float,
+    idle: float,
+    args: argparse.Namespace,
+) -> None:
+    text = f"""
+## Asynchronous invocation (`make bench-async`)
+
+{machine()}. `mlambda serve`, zygote backend, embedded SQLite queue (WAL, committed before each
+202); a no-op handler with {INSTANCES} instances; wrk at concurrency 32, {ROUNDS} rounds of
+{args.duration} s each way, sync and async taking turns (the queue drains between rounds).
+Non-2xx responses in all rounds: {errors:.0f}.
+
+{{table}}
+"""
+    rows = [
+        (
+            "accept rate vs sync invoke, c=32",
+            ">= 1x",
+            f"{accepted / sync:.2f}x ({accepted:.0f} vs {sync:.0f} requests/s)",
+            accepted >= sync,
+        ),
+        (
+            "drain throughput vs sync, same instances",
+            ">= 80%",
+            f"{drain / sync:.0%} ({drain:.0f} vs {sync:.0f}/s, {args.events} events)",
+            drain >= 0.8 * sync,
+        ),
+        (
+            "202 -> handler start, free warm instance, p50",
+            "<= 5 ms",
+            f"{latency:.2f} ms",
+            latency <= 5,
+        ),
+        ("idle cost, empty queue, 10 s", "no polling", f"{idle:.0f} ms of CPU", idle <= 100),
+    ]
+    table = "\n".join(
+        ["| goal | target | measured | |", "|---|---|---|---|"]
+        + [
+            f"| {goal} | {target} | {measured} | {_met(ok)} |"
+            for goal, target, measured, ok in rows
+        ]
+    )
+    write_section("async", text.replace("{table}", table))
+
+
+if __name__ == "__main__":
+    main()

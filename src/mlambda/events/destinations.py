@@ -1,0 +1,86 @@
+"""Destinations: an event's outcome, as Lambda's destination record, delivered to another
+function (as an asynchronous event) or POSTed to a webhook."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from mlambda.events.queue import EXPIRED, SUCCEEDED, Record
+from mlambda.runtime.context import function_arn
+
+CONDITIONS = {SUCCEEDED: "Success", EXPIRED: "EventAgeExceeded"}
+WEBHOOK_TIMEOUT_S = 10.0
+WEBHOOK_TRIES = 3
+
+
+def destination_record(record: Record, region: str) -> dict[str, Any]:
+    """Lambda's shape (version 1.0): what was asked, what came of it (pure)."""
+    succeeded = record.state == SUCCEEDED
+    response: Any = _decoded(record.result) if succeeded else record.error
+    context: dict[str, Any] = {
+        "statusCode": 200,
+        "executedVersion": record.version or "$LATEST",
+    }
+    if not succeeded:
+        context["functionError"] = "Unhandled"
+    stamp = record.finished_at or record.updated_at
+    return {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp))
+        + f".{int(stamp * 1000) % 1000:03d}Z",
+        "requestContext": {
+            "requestId": record.id,
+            "functionArn": function_arn(record.function, "$LATEST", region),
+            "condition": CONDITIONS.get(record.state, "RetriesExhausted"),
+            "approximateInvokeCount": record.attempts,
+        },
+        "requestPayload": _decoded(record.payload),
+        "responseContext": context,
+        "responsePayload": response,
+    }
+
+
+def _decoded(body: bytes | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+async def deliver(
+    record: Record,
+    region: str,
+    accept: Callable[[str, bytes], Awaitable[Any]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> str:
+    """Deliver the record to its destination; "" when it got there, else why not."""
+    body = json.dumps(destination_record(record, region)).encode()
+    target = record.destination
+    if target.startswith("function:"):
+        try:
+            await accept(target.removeprefix("function:"), body)
+        except Exception as exc:
+            return f"could not invoke {target}: {exc}"
+        return ""
+    reason = ""
+    for attempt in range(WEBHOOK_TRIES):
+        try:
+            async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S) as client:
+                response = await client.post(
+                    target, content=body, headers={"Content-Type": "application/json"}
+                )
+            if response.is_success:
+                return ""
+            reason = f"{target} answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            reason = f"{target}: {type(exc).__name__}: {exc}"
+        if attempt + 1 < WEBHOOK_TRIES:
+            await sleep(2**attempt)
+    return reason
