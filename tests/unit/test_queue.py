@@ -185,3 +185,13 @@ def test_the_destination_record_has_lambdas_shape(state, condition, error):
     assert ("functionError" in shaped["responseContext"]) is error
     expected = {"errorType": "ValueError", "errorMessage": "x"} if error else {"score": 1}
     assert shaped["responsePayload"] == expected
+
+
+async def test_lease_many_takes_the_oldest_within_each_functions_room(queue):
+    for n, function in enumerate(["f", "f", "f", "g", "g"]):
+        await queue.put(_record(f"{function}{n}", function=function, enqueued_at=T0 + n))
+    leased = await queue.lease_many(T0 + 9, 60, {"f": 2, "g": 5}.__getitem__, 10)
+    assert [r.id for r in leased] == ["f0", "f1", "g3", "g4"]
+    assert all(r.state == RUNNING and r.attempts == 1 for r in leased)
+    assert [r.id for r in await queue.lease_many(T0 + 9, 60, lambda f: 5, 1)] == ["f2"]
+    assert await queue.lease_many(T0 + 9, 60, lambda f: 5, 10) == []

@@ -22,6 +22,14 @@ from mlambda.runtime import protocol
 from mlambda.spec import FunctionSpec
 
 
+def close_output(reader: asyncio.StreamReader | None) -> None:
+    """Close the pipe behind an instance's or zygote's output stream now, rather than when the
+    event loop would have read its end (it may be gone by then, leaving the pipe open)."""
+    transport = getattr(reader, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
 def _discard(text: str) -> None:
     pass
 

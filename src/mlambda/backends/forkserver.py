@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from mlambda.backends.base import close_output
 from mlambda.backends.limits import Guard
 from mlambda.runtime import protocol
 from mlambda.runtime.zygote import MAX_PACKET
@@ -159,6 +160,7 @@ class ForkedProcess:
         """Drop an instance no pool took (a spare): kill it, close its stream and its limit."""
         self.kill()
         self.writer.close()
+        close_output(self.output)
         if self.guard is not None:
             self.guard.release()
 
@@ -174,7 +176,10 @@ async def pipe_reader(read_fd: int) -> asyncio.StreamReader:
 
 def pump(reader: asyncio.StreamReader, sink: Callable[[str], None]) -> asyncio.Task[None]:
     async def pump() -> None:
-        while line := await reader.readline():
-            sink(line.decode("utf-8", errors="replace"))
+        try:
+            while line := await reader.readline():
+                sink(line.decode("utf-8", errors="replace"))
+        finally:
+            close_output(reader)
 
     return asyncio.get_running_loop().create_task(pump())

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest
+from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest, close_output
 from mlambda.backends.eviction import Resident, choose_evictions
 from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_reader, pump
 from mlambda.backends.limits import ResourceLimits
@@ -389,6 +389,7 @@ class ZygoteBackend:
         for instance in list(self._instances):
             instance.kill()
             instance.writer.close()
+            close_output(instance.output)
         self._instances.clear()
         for task in [*self._templates.values(), *self._runtimes.values()]:
             task.cancel()  # one still starting closes its handle as it unwinds

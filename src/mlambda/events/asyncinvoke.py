@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from mlambda.errors import FunctionNotFound, MlambdaError, Throttled
@@ -29,13 +29,17 @@ from mlambda.spec import FunctionSpec
 log = logging.getLogger("mlambda.events")
 # A throttled attempt (no capacity within the queue bound) waits this long and is not counted.
 BACKPRESSURE_S = 0.2
+# Events leased in one round trip to the queue.
+LEASE_BATCH = 64
 Invoke = Callable[..., Awaitable[Invocation]]
 
 
 def async_slots(spec: FunctionSpec) -> int:
-    """Attempts of one function in flight at once: all of its slots but one, so that sync calls
-    keep a share of a busy function (at least one attempt always runs)."""
-    return max(1, spec.max_instances * spec.concurrency - 1)
+    """Attempts of one function in flight at once: four per slot its instances have, so an
+    instance that finishes one finds the next already waiting in the pool. Not more: the backlog
+    stays in the durable queue, and a sync call goes ahead of every attempt waiting in the pool
+    (it waits at most for one running attempt to finish)."""
+    return max(1, 4 * spec.max_instances * spec.concurrency)
 
 
 class AsyncInvoker:
@@ -44,6 +48,7 @@ class AsyncInvoker:
         queue: Queue,
         invoke: Invoke,
         lookup: Callable[[str], FunctionRecord],
+        config_of: Callable[[str], AsyncSpec | None],
         *,
         max_in_flight: int = 256,
         region: str = "us-east-1",
@@ -54,6 +59,8 @@ class AsyncInvoker:
         self._invoke = invoke
         # The function's current record; raises FunctionNotFound once it is removed.
         self._lookup = lookup
+        # [function.async], or what the Lambda API set over it (None: the defaults).
+        self._config_of = config_of
         self.max_in_flight = max_in_flight
         self.clock = clock
         self._wake = asyncio.Event()
@@ -68,7 +75,7 @@ class AsyncInvoker:
         self, function: str, payload: bytes, idempotency_key: str | None = None
     ) -> Record:
         """Store the event (durably, before returning) and wake the dispatcher."""
-        config = self._lookup(function).spec.async_ or AsyncSpec()
+        config = self._config_of(function) or AsyncSpec()
         now = self.clock()
         record = await self.queue.put(
             Record(
@@ -105,29 +112,35 @@ class AsyncInvoker:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.queue.close()
 
+    def _room(self, function: str) -> int:
+        """Attempts of ``function`` that may start now (0 once it was removed: its events are
+        failed by the attempt that finds it gone, one at a time)."""
+        try:
+            slots = async_slots(self._lookup(function).spec)
+        except FunctionNotFound:
+            slots = 1
+        return max(0, slots - self._in_flight.get(function, 0))
+
     def _full(self) -> set[str]:
-        full = set()
-        for function, count in self._in_flight.items():
-            try:
-                if count >= async_slots(self._lookup(function).spec):
-                    full.add(function)
-            except FunctionNotFound:
-                continue
-        return full
+        return {function for function in self._in_flight if self._room(function) == 0}
 
     async def _dispatch(self) -> None:
         while True:
             self._wake.clear()
-            record = None
-            if sum(self._in_flight.values()) < self.max_in_flight:
+            records: list[Record] = []
+            free = self.max_in_flight - sum(self._in_flight.values())
+            if free > 0:
                 try:
-                    record = await self.queue.lease(self.clock(), 3600.0, self._full())
+                    records = await self.queue.lease_many(
+                        self.clock(), 3600.0, self._room, min(free, LEASE_BATCH)
+                    )
                 except Exception:
                     log.exception("the async queue could not be read; retrying in 1 s")
                     await asyncio.sleep(1)
                     continue
-            if record is not None:
+            for record in records:
                 self._start_attempt(record)
+            if records:
                 continue
             await self._sleep()
 
@@ -144,51 +157,61 @@ class AsyncInvoker:
         self._in_flight[record.function] = self._in_flight.get(record.function, 0) + 1
         task = asyncio.get_running_loop().create_task(self._attempt(record))
         self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
 
-        def done(task: asyncio.Task[None]) -> None:
-            self._attempts.discard(task)
-            left = self._in_flight[record.function] - 1
-            if left:
-                self._in_flight[record.function] = left
-            else:
-                del self._in_flight[record.function]
-            self._wake.set()
-
-        task.add_done_callback(done)
+    def _free(self, function: str) -> None:
+        """The attempt left the pool: its slot is free for the next (before its outcome is
+        written, so an instance does not wait on the queue's commit)."""
+        left = self._in_flight[function] - 1
+        if left:
+            self._in_flight[function] = left
+        else:
+            del self._in_flight[function]
+        self._wake.set()
 
     async def _attempt(self, record: Record) -> None:
-        now = self.clock()
-        if now - record.enqueued_at >= record.max_age_s:
-            await self._end(record, EXPIRED, _expired(record))
-            return
+        try:
+            outcome = await self._call(record)
+        finally:
+            self._free(record.function)
+        try:
+            await outcome
+        except Exception:
+            # The event stays running; the next start queues it again (at least once).
+            log.exception("the outcome of asynchronous invocation %s was not stored", record.id)
+
+    async def _call(self, record: Record) -> Coroutine[Any, Any, None]:
+        """Run the attempt; returns what writes its outcome."""
+        if self.clock() - record.enqueued_at >= record.max_age_s:
+            return self._end(record, EXPIRED, _expired(record))
         try:
             version = self._lookup(record.function).version
-            invocation = await self._invoke(record.function, record.payload, request_id=record.id)
+            invocation = await self._invoke(
+                record.function, record.payload, request_id=record.id, background=True
+            )
         except FunctionNotFound:
             error = {
                 "errorType": "ResourceNotFoundException",
                 "errorMessage": f"function {record.function!r} was removed before the event ran",
             }
-            await self.queue.end(record.id, self.clock(), FAILED, error)  # no config left
-            return
+            return self.queue.end(record.id, self.clock(), FAILED, error)  # no config left
         except Throttled:
-            await self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
-            return
+            return self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
         except MlambdaError as exc:
-            await self._failed(record, exc.to_body())
-            return
+            return self._failed(record, exc.to_body())
         except Exception:
             log.exception("asynchronous invocation %s failed in the platform", record.id)
             error = {"errorType": "ServiceException", "errorMessage": "internal error; see the log"}
-            await self._failed(record, error)
-            return
-        if invocation.error is None:
-            destination = self._destination(record.function, "on_success")
-            await self.queue.ack(record.id, self.clock(), invocation.body, version, destination)
-            if destination:
-                self._deliver(record.id)
-        else:
-            await self._failed(record, invocation.error.to_body())
+            return self._failed(record, error)
+        if invocation.error is not None:
+            return self._failed(record, invocation.error.to_body())
+        return self._succeeded(record, invocation.body, version)
+
+    async def _succeeded(self, record: Record, body: bytes, version: str) -> None:
+        destination = self._destination(record.function, "on_success")
+        await self.queue.ack(record.id, self.clock(), body, version, destination)
+        if destination:
+            self._deliver(record.id)
 
     async def _failed(self, record: Record, error: dict[str, Any]) -> None:
         now = self.clock()
@@ -208,7 +231,7 @@ class AsyncInvoker:
 
     def _destination(self, function: str, field: str) -> str:
         try:
-            config = self._lookup(function).spec.async_
+            config = self._config_of(function)
         except FunctionNotFound:
             return ""
         return getattr(config, field) if config is not None else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import random
+from collections.abc import Callable
 from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED = "queued", "running", "succeeded", "failed", "expired"
@@ -87,6 +88,24 @@ class Queue(abc.ABC):
     async def lease(self, now: float, visibility_s: float, exclude: set[str]) -> Record | None:
         """The oldest visible event of a function not in ``exclude``, now running (its attempt
         counted), or None."""
+
+    async def lease_many(
+        self, now: float, visibility_s: float, room: Callable[[str], int], limit: int
+    ) -> list[Record]:
+        """Up to ``limit`` events at once, at most ``room(function)`` of each function, oldest
+        first. This default leases one at a time; a backend may do it in one round trip."""
+        leased: list[Record] = []
+        taken: dict[str, int] = {}
+        full: set[str] = set()
+        while len(leased) < limit:
+            record = await self.lease(now, visibility_s, full)
+            if record is None:
+                break
+            leased.append(record)
+            taken[record.function] = taken.get(record.function, 0) + 1
+            if taken[record.function] >= room(record.function):
+                full.add(record.function)
+        return leased
 
     @abc.abstractmethod
     async def next_visible(self, now: float, exclude: set[str]) -> float | None:

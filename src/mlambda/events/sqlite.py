@@ -1,15 +1,22 @@
 """The embedded queue: a table in SQLite in the data dir (WAL), the default backend. Every call
-commits before it returns, so an accepted event survives a kill -9 of the platform."""
+commits before it returns, so an accepted event survives a kill -9 of the platform.
+
+SQLite only, so it speaks SQLite through the standard library: one connection, used by the
+queue's own thread, so writers never contend for the database lock (whose busy handler sleeps).
+Calls made while a transaction is being written are committed together in the next one (group
+commit), each in its own savepoint: under load, one commit carries many accepts and acks, and
+each caller still returns only once its own work is committed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-
-import sqlalchemy as sa
 
 from mlambda.events.queue import (
     FINAL,
@@ -22,119 +29,192 @@ from mlambda.events.queue import (
 )
 
 T = TypeVar("T")
-metadata = sa.MetaData()
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("function", sa.String, nullable=False),
-    sa.Column("payload", sa.LargeBinary, nullable=False),
-    sa.Column("state", sa.String, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("max_attempts", sa.Integer, nullable=False),
-    sa.Column("max_age_s", sa.Float, nullable=False),
-    sa.Column("retry_delay_s", sa.Float, nullable=False),
-    sa.Column("enqueued_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("visible_at", sa.Float, nullable=False),
-    sa.Column("lease_until", sa.Float),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("version", sa.String, nullable=False, default=""),
-    sa.Column("result", sa.LargeBinary),
-    sa.Column("error", sa.JSON),
-    sa.Column("idempotency_key", sa.String),
-    sa.Column("destination", sa.String, nullable=False, default=""),
-    sa.Column("delivery", sa.String, nullable=False, default=""),
-    sa.Column("delivery_error", sa.String, nullable=False, default=""),
-    sa.Index("events_visible", "state", "visible_at"),
-    sa.Index("events_function", "function", "state"),
-    sa.Index("events_key", "function", "idempotency_key"),
-    sa.Index("events_delivery", "delivery"),
-)
-RECORD_FIELDS = [f for f in Record.__dataclass_fields__]
+COLUMNS = list(Record.__dataclass_fields__)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    max_age_s REAL NOT NULL,
+    retry_delay_s REAL NOT NULL,
+    enqueued_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    version TEXT NOT NULL,
+    result BLOB,
+    error TEXT,
+    idempotency_key TEXT,
+    destination TEXT NOT NULL,
+    delivery TEXT NOT NULL,
+    delivery_error TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS events_visible ON events (state, visible_at);
+CREATE INDEX IF NOT EXISTS events_function ON events (function, state, enqueued_at);
+CREATE INDEX IF NOT EXISTS events_key ON events (function, idempotency_key);
+CREATE INDEX IF NOT EXISTS events_delivery ON events (delivery);
+CREATE INDEX IF NOT EXISTS events_enqueued ON events (enqueued_at);
+"""
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 
 
 class SqliteQueue(Queue):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(f"sqlite:///{path}")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mlambda-queue")
+        self._conn = self._thread.submit(self._connect, path).result()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
-        @sa.event.listens_for(self.engine, "connect")
-        def _pragmas(connection: Any, _: Any) -> None:
-            cursor = connection.cursor()
-            # WAL: readers never wait for the writer; NORMAL: a commit is in the WAL (and so
-            # survives the process) when it returns.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # WAL: readers never wait for the writer; NORMAL: a commit is in the WAL, and so
+        # survives the process, when it returns (an OS crash may lose the last ones).
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(SCHEMA)
+        return conn
 
-        metadata.create_all(self.engine)
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in the next transaction on the queue's thread; returns once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((work, future))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write())
+        return await future
 
-    async def _run(self, work: Callable[[sa.Connection], T]) -> T:
-        def transaction() -> T:
-            with self.engine.begin() as conn:
-                return work(conn)
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await loop.run_in_executor(self._thread, self._commit, batch)
+            except BaseException as exc:  # the commit itself failed: nobody's work holds
+                outcomes = [(False, exc)] * len(batch)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
-        return await asyncio.to_thread(transaction)
+    def _commit(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Any]]
+    ) -> list[tuple[bool, Any]]:
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for work, _ in batch:
+                conn.execute("SAVEPOINT one")
+                try:
+                    outcomes.append((True, work(conn)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO one")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE one")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return outcomes
 
     async def put(self, record: Record) -> Record:
-        def work(conn: sa.Connection) -> Record:
+        def work(conn: sqlite3.Connection) -> Record:
             if record.idempotency_key:
                 row = conn.execute(
-                    sa.select(events).where(
-                        events.c.function == record.function,
-                        events.c.idempotency_key == record.idempotency_key,
-                        events.c.enqueued_at > record.enqueued_at - IDEMPOTENCY_WINDOW_S,
-                    )
-                ).first()
+                    f"{SELECT} WHERE function = ? AND idempotency_key = ? AND enqueued_at > ?",
+                    (
+                        record.function,
+                        record.idempotency_key,
+                        record.enqueued_at - IDEMPOTENCY_WINDOW_S,
+                    ),
+                ).fetchone()
                 if row is not None:
-                    return _record(row._mapping)
-            values = {name: getattr(record, name) for name in RECORD_FIELDS}
-            conn.execute(events.insert().values(visible_at=record.enqueued_at, **values))
+                    return _record(row)
+            values = [_column(getattr(record, name)) for name in COLUMNS]
+            conn.execute(
+                f"INSERT INTO events ({', '.join(COLUMNS)}, visible_at) "
+                f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
+                (*values, record.enqueued_at),
+            )
             return record
 
         return await self._run(work)
 
     async def lease(self, now: float, visibility_s: float, exclude: set[str]) -> Record | None:
-        def work(conn: sa.Connection) -> Record | None:
-            candidate = (
-                sa.select(events.c.id)
-                .where(events.c.state == QUEUED, events.c.visible_at <= now)
-                .where(events.c.function.not_in(sorted(exclude)))
-                .order_by(events.c.visible_at)
-                .limit(1)
-                .scalar_subquery()
-            )
+        def work(conn: sqlite3.Connection) -> Record | None:
+            skip = sorted(exclude)
             row = conn.execute(
-                events.update()
-                .where(events.c.id == candidate, events.c.state == QUEUED)
-                .values(
-                    state=RUNNING,
-                    attempts=events.c.attempts + 1,
-                    lease_until=now + visibility_s,
-                    updated_at=now,
-                )
-                .returning(*events.c)
-            ).first()
-            return _record(row._mapping) if row else None
+                f"UPDATE events SET state = ?, attempts = attempts + 1, lease_until = ?, "
+                f"updated_at = ? WHERE id = (SELECT id FROM events WHERE state = ? AND "
+                f"visible_at <= ? AND function NOT IN ({', '.join('?' * len(skip))}) "
+                f"ORDER BY visible_at LIMIT 1) RETURNING {', '.join(COLUMNS)}",
+                (RUNNING, now + visibility_s, now, QUEUED, now, *skip),
+            ).fetchone()
+            return _record(row) if row else None
+
+        return await self._run(work)
+
+    async def lease_many(
+        self, now: float, visibility_s: float, room: Callable[[str], int], limit: int
+    ) -> list[Record]:
+        """One transaction: the oldest visible events, at most ``room`` of each function."""
+
+        def work(conn: sqlite3.Connection) -> list[Record]:
+            chosen: list[str] = []
+            taken: dict[str, int] = {}
+            rows = conn.execute(
+                "SELECT id, function FROM events WHERE state = ? AND visible_at <= ? "
+                "ORDER BY visible_at LIMIT ?",
+                (QUEUED, now, limit * 4),
+            )
+            for id, function in rows:
+                if taken.get(function, 0) < room(function):
+                    taken[function] = taken.get(function, 0) + 1
+                    chosen.append(id)
+                    if len(chosen) == limit:
+                        break
+            if not chosen:
+                return []
+            leased = conn.execute(
+                f"UPDATE events SET state = ?, attempts = attempts + 1, lease_until = ?, "
+                f"updated_at = ? WHERE state = ? AND id IN ({', '.join('?' * len(chosen))}) "
+                f"RETURNING {', '.join(COLUMNS)}",
+                (RUNNING, now + visibility_s, now, QUEUED, *chosen),
+            ).fetchall()
+            return sorted((_record(row) for row in leased), key=lambda r: r.enqueued_at)
 
         return await self._run(work)
 
     async def next_visible(self, now: float, exclude: set[str]) -> float | None:
-        def work(conn: sa.Connection) -> float | None:
-            return conn.execute(
-                sa.select(sa.func.min(events.c.visible_at)).where(
-                    events.c.state == QUEUED, events.c.function.not_in(sorted(exclude))
-                )
-            ).scalar()
+        def work(conn: sqlite3.Connection) -> float | None:
+            skip = sorted(exclude)
+            row = conn.execute(
+                "SELECT min(visible_at) FROM events WHERE state = ? AND "
+                f"function NOT IN ({', '.join('?' * len(skip))})",
+                (QUEUED, *skip),
+            ).fetchone()
+            return row[0]
 
         return await self._run(work)
 
-    async def _update(self, id: str, **values: Any) -> None:
+    async def _update(self, id: str, *, running_only: bool = True, **values: Any) -> None:
+        """Set columns of one event (of a running one: the lease holder's)."""
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        parameters = [_column(v) for v in values.values()]
+        where = "id = ?" + (" AND state = 'running'" if running_only else "")
         await self._run(
             lambda conn: conn.execute(
-                events.update().where(events.c.id == id, events.c.state == RUNNING).values(**values)
+                f"UPDATE events SET {assignments} WHERE {where}", (*parameters, id)
             )
         )
 
@@ -143,8 +223,6 @@ class SqliteQueue(Queue):
     ) -> None:
         await self._update(
             id,
-            destination=destination,
-            delivery="pending" if destination else "",
             state=SUCCEEDED,
             result=result,
             version=version,
@@ -152,6 +230,8 @@ class SqliteQueue(Queue):
             finished_at=now,
             lease_until=None,
             error=None,
+            destination=destination,
+            delivery="pending" if destination else "",
         )
 
     async def retry(self, id: str, now: float, delay_s: float, error: dict[str, Any]) -> None:
@@ -165,13 +245,12 @@ class SqliteQueue(Queue):
         )
 
     async def release(self, id: str, now: float, delay_s: float) -> None:
-        await self._update(
-            id,
-            state=QUEUED,
-            visible_at=now + delay_s,
-            attempts=events.c.attempts - 1,
-            updated_at=now,
-            lease_until=None,
+        await self._run(
+            lambda conn: conn.execute(
+                "UPDATE events SET state = ?, visible_at = ?, attempts = attempts - 1, "
+                "updated_at = ?, lease_until = NULL WHERE id = ? AND state = ?",
+                (QUEUED, now + delay_s, now, id, RUNNING),
+            )
         )
 
     async def end(
@@ -190,67 +269,68 @@ class SqliteQueue(Queue):
         )
 
     async def delivered(self, id: str, ok: bool, error: str = "") -> None:
-        await self._run(
-            lambda conn: conn.execute(
-                events.update()
-                .where(events.c.id == id)
-                .values(delivery="delivered" if ok else "failed", delivery_error=error)
-            )
+        await self._update(
+            id, running_only=False, delivery="delivered" if ok else "failed", delivery_error=error
         )
 
     async def pending_deliveries(self) -> list[Record]:
-        def work(conn: sa.Connection) -> list[Record]:
-            rows = conn.execute(sa.select(events).where(events.c.delivery == "pending"))
-            return [_record(row._mapping) for row in rows]
-
-        return await self._run(work)
+        return await self._select("WHERE delivery = 'pending'", ())
 
     async def recover(self, now: float) -> int:
-        def work(conn: sa.Connection) -> int:
+        def work(conn: sqlite3.Connection) -> int:
             done = conn.execute(
-                events.update()
-                .where(events.c.state == RUNNING)
-                .values(state=QUEUED, visible_at=now, lease_until=None, updated_at=now)
+                "UPDATE events SET state = ?, visible_at = ?, lease_until = NULL, updated_at = ? "
+                "WHERE state = ?",
+                (QUEUED, now, now, RUNNING),
             )
-            return int(done.rowcount)
+            return done.rowcount
 
         return await self._run(work)
+
+    async def _select(self, where: str, parameters: tuple[Any, ...]) -> list[Record]:
+        return await self._run(
+            lambda conn: [_record(row) for row in conn.execute(f"{SELECT} {where}", parameters)]
+        )
 
     async def get(self, id: str) -> Record | None:
-        def work(conn: sa.Connection) -> Record | None:
-            row = conn.execute(sa.select(events).where(events.c.id == id)).first()
-            return _record(row._mapping) if row else None
-
-        return await self._run(work)
+        found = await self._select("WHERE id = ?", (id,))
+        return found[0] if found else None
 
     async def list(self, function: str | None, state: str | None, limit: int) -> list[Record]:
-        def work(conn: sa.Connection) -> list[Record]:
-            query = sa.select(events).order_by(events.c.enqueued_at.desc()).limit(limit)
-            if function is not None:
-                query = query.where(events.c.function == function)
-            if state is not None:
-                query = query.where(events.c.state == state)
-            return [_record(row._mapping) for row in conn.execute(query)]
-
-        return await self._run(work)
+        clauses, parameters = [], []
+        if function is not None:
+            clauses.append("function = ?")
+            parameters.append(function)
+        if state is not None:
+            clauses.append("state = ?")
+            parameters.append(state)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return await self._select(
+            f"{where} ORDER BY enqueued_at DESC LIMIT ?", (*parameters, limit)
+        )
 
     async def depth(self) -> dict[str, tuple[int, float]]:
-        def work(conn: sa.Connection) -> dict[str, tuple[int, float]]:
+        def work(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
             rows = conn.execute(
-                sa.select(events.c.function, sa.func.count(), sa.func.min(events.c.enqueued_at))
-                .where(events.c.state.in_([QUEUED, RUNNING]))
-                .group_by(events.c.function)
+                "SELECT function, count(*), min(enqueued_at) FROM events "
+                "WHERE state IN (?, ?) GROUP BY function",
+                (QUEUED, RUNNING),
             )
             return {name: (int(count), float(oldest)) for name, count, oldest in rows}
 
         return await self._run(work)
 
     async def close(self) -> None:
-        self.engine.dispose()
+        self._thread.submit(self._conn.close).result()
+        self._thread.shutdown(wait=True)
 
 
-def _record(row: Any) -> Record:
-    values = {name: row[name] for name in RECORD_FIELDS}
-    if isinstance(values["error"], str):
+def _column(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    values = dict(zip(COLUMNS, row, strict=True))
+    if values["error"] is not None:
         values["error"] = json.loads(values["error"])
     return Record(**values)

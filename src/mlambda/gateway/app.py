@@ -14,8 +14,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlambda.errors import MlambdaError
-from mlambda.gateway import admin, functions, invocations, invoke, lambda_api, oip
-from mlambda.gateway.auth import AccessControl
+from mlambda.gateway import (
+    admin,
+    event_config,
+    functions,
+    invocations,
+    invoke,
+    lambda_api,
+    oip,
+)
+from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response
 from mlambda.platform import Platform
@@ -58,7 +66,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code in (404, 405) and lambda_api.LAMBDA_PATH.match(request.url.path):
+    if exc.status_code in (404, 405) and LAMBDA_PATH.match(request.url.path):
         return lambda_api.unknown_operation(request.method, request.url.path)
     error_type = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(
         exc.status_code, "HTTPException"
@@ -100,6 +108,16 @@ def routes() -> list[Route]:
         Route("/v1/audit", admin.audit_log, methods=["GET"]),
         Route("/v1/master-key/rotate", admin.rotate_master_key, methods=["POST"]),
         Route("/2015-03-31/functions/{name}/invocations", lambda_api.invoke, methods=["POST"]),
+        Route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            event_config.event_invoke_config,
+            methods=["GET", "PUT", "POST", "DELETE"],
+        ),
+        Route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            event_config.list_event_invoke_configs,
+            methods=["GET"],
+        ),
         *oip.routes(),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from typing import TYPE_CHECKING
 
 from starlette.responses import Response
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 # Signed requests are buffered to verify them; bundles are deployed with the Bearer key.
 SIGNED_BODY_LIMIT = 8 * 1024 * 1024
-LAMBDA_PREFIX = "/2015-03-31/"
+# The date-versioned paths of the Lambda API: refusals there are in the shape AWS clients parse.
+LAMBDA_PATH = re.compile(r"/20\d\d-\d\d-\d\d/")
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -58,7 +60,7 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         source = scope["client"][0] if scope.get("client") else ""
-        lambda_api = scope["path"].startswith(LAMBDA_PREFIX)
+        lambda_api = LAMBDA_PATH.match(scope["path"]) is not None
         failures = self.platform.auth_failures
         if failures.count(source) >= REFUSE_AFTER:
             refusal = Throttled(

@@ -36,7 +36,7 @@ async def invoke(request: Request) -> Response:
 async def _accept(request: Request, platform: Platform) -> Response:
     """?mode=async: 202 once the event is stored; run at least once (docs/async.md)."""
     name = request.path_params["name"]
-    platform.get(name)  # an unknown function is refused before anything is stored
+    platform.current(name)  # an unknown function is refused before anything is stored
     payload = await read_body(request, platform.settings.max_async_payload_bytes)
     check_json(payload)
     event = await platform.async_invoker.accept(

@@ -56,8 +56,6 @@ OPERATIONS = tuple(
         ("GET", r"/2016-08-19/account-settings", "GetAccountSettings"),
     )
 )
-# The date-versioned paths of the Lambda API: errors there are in the shape AWS clients parse.
-LAMBDA_PATH = re.compile(r"/20\d\d-\d\d-\d\d/")
 
 
 class UnknownOperation(NotFound):

@@ -349,7 +349,45 @@ def _lambda() -> dict[str, Any]:
                     **_errors(400, 404, 413, 500, 503, schema=AWS_ERROR),
                 },
             },
-        }
+        },
+        "/2019-09-25/functions/{name}/event-invoke-config": {
+            "parameters": [_param("name", type="string"), _param("Qualifier", "query")],
+            **{
+                method: {
+                    "description": f"Lambda's {operation}FunctionEventInvokeConfig: retries, event "
+                    "age and destinations of asynchronous invocations (over [function.async])",
+                    **(
+                        {"requestBody": {"content": {"application/json": {"schema": OBJECT}}}}
+                        if method in ("put", "post")
+                        else {}
+                    ),
+                    "responses": {
+                        **(
+                            {"204": {"description": "Deleted"}}
+                            if method == "delete"
+                            else {"200": _json(OBJECT, "FunctionEventInvokeConfig")}
+                        ),
+                        **_errors(400, 404, 413, schema=AWS_ERROR),
+                    },
+                }
+                for method, operation in (
+                    ("get", "Get"),
+                    ("put", "Put"),
+                    ("post", "Update"),
+                    ("delete", "Delete"),
+                )
+            },
+        },
+        "/2019-09-25/functions/{name}/event-invoke-config/list": {
+            "parameters": [_param("name", type="string")],
+            "get": {
+                "description": "Lambda's ListFunctionEventInvokeConfigs",
+                "responses": {
+                    "200": _json(OBJECT, "FunctionEventInvokeConfigs"),
+                    **_errors(404, schema=AWS_ERROR),
+                },
+            },
+        },
     }
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlambda.backends.base import InstanceProcess
+from mlambda.backends.base import InstanceProcess, close_output
 from mlambda.backends.limits import CpuQuota, Guard
 from mlambda.errors import ExitError, FunctionError, InitError
 from mlambda.pool.channel import read_message, write_message
@@ -167,8 +167,11 @@ class Instance:
         output = self.process.output
         if output is None:
             return
-        while line := await output.readline():
-            self._on_output(line.decode("utf-8", errors="replace"))
+        try:
+            while line := await output.readline():
+                self._on_output(line.decode("utf-8", errors="replace"))
+        finally:
+            close_output(output)
 
     async def _reap(self) -> int:
         self.state = State.DEAD

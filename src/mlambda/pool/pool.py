@@ -53,6 +53,8 @@ class _Item:
         self.kind = kind
         self.params = params
         self.qualifier = ""
+        # An asynchronous attempt: a sync call that has to wait goes ahead of it in the queue.
+        self.background = False
         self.queued_at = 0.0
         self.wait_ms = 0.0
         self.waiter: asyncio.Future[Instance | None] | None = None
@@ -124,6 +126,7 @@ class Pool:
         kind: str = "",
         params: dict[str, str] | None = None,
         qualifier: str = "",
+        background: bool = False,
     ) -> Invocation:
         """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error).
 
@@ -134,6 +137,7 @@ class Pool:
             raise ServiceUnavailable(f"function {self.spec.name!r} is being replaced or removed")
         item = _Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
         item.qualifier = qualifier
+        item.background = background
         item.queued_at = self.clock()
         instance = self._take_free_instance() or await self._wait_for_instance(item)
         if instance is None:  # another request took this one into its batch
@@ -329,7 +333,16 @@ class Pool:
         this one into its batch: None)."""
         waiter: asyncio.Future[Instance | None] = asyncio.get_running_loop().create_future()
         item.waiter = waiter
-        self._queue.append(item)
+        if item.background:
+            self._queue.append(item)
+        else:  # sync calls keep their priority over the asynchronous backlog
+            first_background = next(
+                (i for i, queued in enumerate(self._queue) if queued.background), None
+            )
+            if first_background is None:
+                self._queue.append(item)
+            else:
+                self._queue.insert(first_background, item)
         self._arrival.set()
         self._scale()
         queued_at = self.clock()

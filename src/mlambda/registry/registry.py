@@ -9,6 +9,7 @@ import msgspec
 import sqlalchemy as sa
 
 from mlambda.errors import InvalidSpec
+from mlambda.events.config import AsyncSpec
 from mlambda.registry import tables
 from mlambda.registry.model import LATEST, FunctionRecord, is_unchanged
 from mlambda.spec import FunctionSpec
@@ -73,7 +74,31 @@ class Registry:
                 return None
             conn.execute(tables.functions.delete().where(tables.functions.c.name == name))
             conn.execute(tables.sandbox_uids.delete().where(tables.sandbox_uids.c.name == name))
+            table = tables.event_invoke_configs
+            conn.execute(table.delete().where(table.c.name == name))
         return _record(row._mapping)
+
+    def event_invoke_configs(self) -> dict[str, tuple[AsyncSpec, float]]:
+        """Every function's event invoke config set through the Lambda API."""
+        table = tables.event_invoke_configs
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table))
+            return {
+                row.name: (msgspec.convert(row.config, AsyncSpec), row.updated_at) for row in rows
+            }
+
+    def put_event_invoke_config(self, name: str, config: AsyncSpec, now: float) -> None:
+        table = tables.event_invoke_configs
+        values = {"config": msgspec.to_builtins(config), "updated_at": now}
+        with self.engine.begin() as conn:
+            done = conn.execute(table.update().where(table.c.name == name).values(**values))
+            if done.rowcount == 0:
+                conn.execute(table.insert().values(name=name, **values))
+
+    def delete_event_invoke_config(self, name: str) -> bool:
+        table = tables.event_invoke_configs
+        with self.engine.begin() as conn:
+            return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
 
     def uid(self, name: str, uids: range) -> int:
         """The function's own sandbox uid: allocated from ``uids`` once, then kept."""

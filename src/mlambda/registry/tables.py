@@ -17,6 +17,15 @@ functions = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# What the Lambda API's PutFunctionEventInvokeConfig set: it overrides [function.async].
+event_invoke_configs = sa.Table(
+    "event_invoke_configs",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # Each function's own uid in the sandbox, kept across deploys and restarts (until it is removed).
 sandbox_uids = sa.Table(
     "sandbox_uids",

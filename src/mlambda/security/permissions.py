@@ -29,6 +29,7 @@ class Rule:
 ANY = "*"
 FN = "/v1/functions/{name}"
 V2 = "/v2/models/{name}"
+EIC = "/2019-09-25/functions/{name}/event-invoke-config"
 V2V = "/v2/models/{name}/versions/{version}"
 RULES = (
     Rule("GET", "/healthz", "open"),
@@ -54,6 +55,11 @@ RULES = (
     Rule("POST", "/v1/master-key/rotate", "admin", "master_key.rotate"),
     Rule("GET", "/v1/audit", "admin"),
     Rule("POST", "/2015-03-31/functions/{name}/invocations", "invoke"),
+    Rule("GET", EIC, "read"),
+    Rule("GET", f"{EIC}/list", "read"),
+    Rule("PUT", EIC, "deploy", "function.event_invoke_config.put"),
+    Rule("POST", EIC, "deploy", "function.event_invoke_config.update"),
+    Rule("DELETE", EIC, "deploy", "function.event_invoke_config.delete"),
     Rule("GET", "/v2", "read"),
     Rule("GET", V2, "read"),
     Rule("GET", f"{V2}/ready", "read"),

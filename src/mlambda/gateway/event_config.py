@@ -1,0 +1,82 @@
+"""The Lambda API's event invoke config (``/2019-09-25/functions/{name}/event-invoke-config``):
+Put, Update, Get, Delete and List, as boto3 and the AWS CLI call them. What the API sets
+overrides ``[function.async]`` from mlambda.toml, and outlives redeploys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mlambda.errors import FunctionNotFound, InvalidRequest, MlambdaError
+from mlambda.events.invoke_config import from_lambda, to_lambda
+from mlambda.gateway.body import read_body
+from mlambda.gateway.lambda_api import aws_error, qualified
+from mlambda.platform import Platform
+from mlambda.security.permissions import function_ref
+
+MAX_BODY = 64 * 1024
+
+
+def _function(request: Request, platform: Platform) -> str:
+    name, path_qualifier = function_ref(request.path_params["name"])
+    record = platform.get(name)
+    qualified(
+        name,
+        path_qualifier,
+        request.query_params.get("Qualifier"),
+        record.version,
+        platform.settings.region,
+    )
+    return name
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await read_body(request, MAX_BODY)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise InvalidRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+async def event_invoke_config(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    try:
+        name = _function(request, platform)
+        if request.method in ("PUT", "POST"):
+            body = await _body(request)
+            base = platform.async_config(name) if request.method == "POST" else None
+            platform.set_async_config(name, from_lambda(body, name, base))
+        elif request.method == "DELETE":
+            if not platform.delete_async_config(name):
+                raise _none(name)
+            return Response(status_code=204)
+        found = platform.async_config_entry(name)
+        if found is None:
+            raise _none(name)
+        config, modified = found
+        return JSONResponse(to_lambda(config, name, platform.settings.region, modified))
+    except MlambdaError as exc:
+        return aws_error(exc)
+
+
+async def list_event_invoke_configs(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    try:
+        name = _function(request, platform)
+    except MlambdaError as exc:
+        return aws_error(exc)
+    found = platform.async_config_entry(name)
+    configs = (
+        [] if found is None else [to_lambda(*found[:1], name, platform.settings.region, found[1])]
+    )
+    return JSONResponse({"FunctionEventInvokeConfigs": configs})
+
+
+def _none(name: str) -> FunctionNotFound:
+    return FunctionNotFound(f"The function {name} doesn't have an EventInvokeConfig")
