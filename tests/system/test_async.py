@@ -280,3 +280,34 @@ def test_dead_letters_are_listed_and_replayed_as_new_invocations(server, tmp_pat
     assert running.status_code == 202
     wrong = server.http("POST", f"/v1/functions/echo2/invocations/{new_id}/replay")
     assert wrong.status_code == 404
+
+
+CRASHES = """
+    import os, time
+
+    def handler(event, context):
+        if event.get("crash"):
+            os._exit(3)
+        if event.get("hang"):
+            time.sleep(30)
+        return {"ok": True}
+"""
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [({"crash": True}, "Runtime.ExitError"), ({"hang": True}, "Sandbox.Timedout")],
+)
+def test_an_instance_that_crashes_or_hangs_fails_the_attempt_and_it_is_retried(
+    server, tmp_path, event, error
+):
+    table = "maximum_retry_attempts = 1\nretry_delay_s = 0.1\n"
+    server.deploy(_function(tmp_path / "fns", "fragile", CRASHES, async_table=table, timeout_s=1))
+    record = _wait(server, _accept(server, "fragile", event), timeout=60)
+    # Each attempt died with the error a sync call gets, and the config's retry ran.
+    assert record["state"] == "failed" and record["attempts"] == 2, record
+    assert record["error"]["errorType"] == error
+    sync = server.http("POST", "/v1/functions/fragile/invoke", json=event)
+    assert sync.json()["errorType"] == error
+    # The function itself is fine for the next event, on a fresh instance.
+    assert _wait(server, _accept(server, "fragile", {}))["state"] == "succeeded"
