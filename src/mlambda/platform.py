@@ -20,7 +20,7 @@ from mlambda.cache import BundleCache
 from mlambda.datadir import load_or_create_key, secure_data_dir
 from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
 from mlambda.events.asyncinvoke import AsyncInvoker
-from mlambda.events.config import AsyncSpec
+from mlambda.events.configs import AsyncConfigs
 from mlambda.events.sqlite import SqliteQueue
 from mlambda.handler_check import check_handler_defined
 from mlambda.observe.logs import LogSink
@@ -88,12 +88,12 @@ class Platform:
         cache = BundleCache(data / "cache", self.store, self.unpack_limits)
         self.router = Router(self.registry, cache, self._make_pool, retire=self._collect)
         # Asynchronous invocations: the durable queue and its dispatcher (events/).
-        self._event_configs = self.registry.event_invoke_configs()
+        self.async_configs = AsyncConfigs(self.registry, self.current)
         self.async_invoker = AsyncInvoker(
             SqliteQueue(data / "queue.db"),
             self.invoke,
             self.current,
-            self.async_config,
+            self.async_configs.config,
             max_in_flight=settings.max_instances_total,
             region=settings.region,
         )
@@ -269,28 +269,6 @@ class Platform:
         pool = self.router.pools.get(name)
         return pool.record if pool is not None else self.get(name)
 
-    # -- the asynchronous config: [function.async], or what the Lambda API set over it --------
-
-    def async_config_entry(self, name: str) -> tuple[AsyncSpec, float] | None:
-        """(the function's async config, when it was set), or None when it has none."""
-        if name in self._event_configs:
-            return self._event_configs[name]
-        record = self.current(name)
-        return (record.spec.async_, record.updated_at) if record.spec.async_ else None
-
-    def async_config(self, name: str) -> AsyncSpec | None:
-        entry = self.async_config_entry(name)
-        return entry[0] if entry is not None else None
-
-    def set_async_config(self, name: str, config: AsyncSpec) -> None:
-        now = time.time()
-        self.registry.put_event_invoke_config(name, config, now)
-        self._event_configs[name] = (config, now)
-
-    def delete_async_config(self, name: str) -> bool:
-        self._event_configs.pop(name, None)
-        return self.registry.delete_event_invoke_config(name)
-
     def url_config(self, name: str) -> UrlSpec | None:
         """A function's [function.url] (None: none set, or no such function), without starting
         anything: an anonymous request must not make the platform do work."""
@@ -310,7 +288,7 @@ class Platform:
         if record is None:
             raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
         await self.router.remove(name)
-        self._event_configs.pop(name, None)
+        self.async_configs.forget(name)
         self.metrics.forget(name)
         self._collect(record.digest)
         return record

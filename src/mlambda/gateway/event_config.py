@@ -50,13 +50,14 @@ async def event_invoke_config(request: Request) -> Response:
         name = _function(request, platform)
         if request.method in ("PUT", "POST"):
             body = await _body(request)
-            base = platform.async_config(name) if request.method == "POST" else None
-            platform.set_async_config(name, from_lambda(body, name, base))
+            configs = platform.async_configs
+            base = configs.config(name) if request.method == "POST" else None
+            configs.put(name, from_lambda(body, name, base))
         elif request.method == "DELETE":
-            if not platform.delete_async_config(name):
+            if not platform.async_configs.delete(name):
                 raise _none(name)
             return Response(status_code=204)
-        found = platform.async_config_entry(name)
+        found = platform.async_configs.entry(name)
         if found is None:
             raise _none(name)
         config, modified = found
@@ -71,10 +72,11 @@ async def list_event_invoke_configs(request: Request) -> Response:
         name = _function(request, platform)
     except MlambdaError as exc:
         return aws_error(exc)
-    found = platform.async_config_entry(name)
-    configs = (
-        [] if found is None else [to_lambda(*found[:1], name, platform.settings.region, found[1])]
-    )
+    found = platform.async_configs.entry(name)
+    configs = []
+    if found is not None:
+        config, modified = found
+        configs.append(to_lambda(config, name, platform.settings.region, modified))
     return JSONResponse({"FunctionEventInvokeConfigs": configs})
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlambda import __version__
-from mlambda.events.queue import STATES
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 FUNCTION_ERROR = {"$ref": "#/components/schemas/FunctionError"}
@@ -33,7 +32,8 @@ GUARDED = (401, 403, 429)
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds"}}
 
 
-INVOCATION_ACCEPTED = {
+# What ?mode=async answers (openapi_events.py has the rest of the asynchronous routes).
+ACCEPTED = {
     "type": "object",
     "required": ["invocation_id", "state"],
     "properties": {"invocation_id": {"type": "string"}, "state": {"type": "string"}},
@@ -190,70 +190,9 @@ def _functions() -> dict[str, Any]:
                 "requestBody": {"content": {"application/json": {"schema": ANY_JSON}}},
                 "responses": {
                     "200": _json(ANY_JSON, "The handler's return value"),
-                    "202": _json(INVOCATION_ACCEPTED, "Accepted (mode=async)"),
+                    "202": _json(ACCEPTED, "Accepted (mode=async)"),
                     **_errors(400, 404, 413, 500, 502, 503, 504),
                 },
-            },
-        },
-        "/v1/functions/{name}/invocations": {
-            "parameters": [
-                NAME,
-                _param("state", "query", type="string", enum=list(STATES)),
-                _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
-            ],
-            "get": {
-                "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"invocations": {"type": "array"}}},
-                        "The function's asynchronous invocations, newest first",
-                    ),
-                    **_errors(400, 404),
-                }
-            },
-        },
-        "/v1/functions/{name}/dead-letters": {
-            "parameters": [NAME],
-            "get": {
-                "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"deadLetters": {"type": "array"}}},
-                        "Failed and expired asynchronous invocations, newest first",
-                    ),
-                    **_errors(404),
-                }
-            },
-        },
-        "/v1/functions/{name}/invocations/{id}/replay": {
-            "parameters": [NAME, _param("id", type="string")],
-            "post": {
-                "responses": {
-                    "202": _json(INVOCATION_ACCEPTED, "The event runs again, as a new invocation"),
-                    **_errors(400, 404),
-                }
-            },
-        },
-        "/v1/invocations": {
-            "parameters": [
-                _param("state", "query", type="string", enum=list(STATES)),
-                _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
-            ],
-            "get": {
-                "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"invocations": {"type": "array"}}},
-                        "Every function's asynchronous invocations, newest first",
-                    ),
-                    **_errors(400),
-                }
-            },
-        },
-        "/v1/invocations/{id}": {
-            "parameters": [_param("id", type="string")],
-            "get": {
-                "responses": {
-                    "200": _json(OBJECT, "One asynchronous invocation: state, attempts, result"),
-                    **_errors(404),
-                }
             },
         },
         "/v1/functions/{name}/logs": {
@@ -350,44 +289,6 @@ def _lambda() -> dict[str, Any]:
                 },
             },
         },
-        "/2019-09-25/functions/{name}/event-invoke-config": {
-            "parameters": [_param("name", type="string"), _param("Qualifier", "query")],
-            **{
-                method: {
-                    "description": f"Lambda's {operation}FunctionEventInvokeConfig: retries, event "
-                    "age and destinations of asynchronous invocations (over [function.async])",
-                    **(
-                        {"requestBody": {"content": {"application/json": {"schema": OBJECT}}}}
-                        if method in ("put", "post")
-                        else {}
-                    ),
-                    "responses": {
-                        **(
-                            {"204": {"description": "Deleted"}}
-                            if method == "delete"
-                            else {"200": _json(OBJECT, "FunctionEventInvokeConfig")}
-                        ),
-                        **_errors(400, 404, 413, schema=AWS_ERROR),
-                    },
-                }
-                for method, operation in (
-                    ("get", "Get"),
-                    ("put", "Put"),
-                    ("post", "Update"),
-                    ("delete", "Delete"),
-                )
-            },
-        },
-        "/2019-09-25/functions/{name}/event-invoke-config/list": {
-            "parameters": [_param("name", type="string")],
-            "get": {
-                "description": "Lambda's ListFunctionEventInvokeConfigs",
-                "responses": {
-                    "200": _json(OBJECT, "FunctionEventInvokeConfigs"),
-                    **_errors(404, schema=AWS_ERROR),
-                },
-            },
-        },
     }
 
 
@@ -443,6 +344,8 @@ def _function_urls() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
+    from mlambda.gateway.openapi_events import async_paths, event_invoke_config_paths
+
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
     return {
         "openapi": "3.1.0",
@@ -467,6 +370,8 @@ def document() -> dict[str, Any]:
             **_functions(),
             **_admin(),
             **_lambda(),
+            **async_paths(),
+            **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),
         },

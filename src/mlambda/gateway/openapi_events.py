@@ -1,0 +1,95 @@
+"""The OpenAPI document's asynchronous-invocation routes: tracking, dead letters, replay, and
+the Lambda API's event invoke config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlambda.events.queue import STATES
+from mlambda.gateway.openapi import ACCEPTED, AWS_ERROR, NAME, OBJECT, _errors, _json, _param
+
+FILTERS = [
+    _param("state", "query", type="string", enum=list(STATES)),
+    _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
+]
+
+
+def _listing(key: str, description: str, *errors: int) -> dict[str, Any]:
+    body = {"type": "object", "properties": {key: {"type": "array"}}}
+    return {"get": {"responses": {"200": _json(body, description), **_errors(*errors)}}}
+
+
+def async_paths() -> dict[str, Any]:
+    return {
+        "/v1/functions/{name}/invocations": {
+            "parameters": [NAME, *FILTERS],
+            **_listing(
+                "invocations", "The function's asynchronous invocations, newest first", 400, 404
+            ),
+        },
+        "/v1/functions/{name}/dead-letters": {
+            "parameters": [NAME],
+            **_listing(
+                "deadLetters", "Failed and expired asynchronous invocations, newest first", 404
+            ),
+        },
+        "/v1/functions/{name}/invocations/{id}/replay": {
+            "parameters": [NAME, _param("id", type="string")],
+            "post": {
+                "responses": {
+                    "202": _json(ACCEPTED, "The event runs again, as a new invocation"),
+                    **_errors(400, 404),
+                }
+            },
+        },
+        "/v1/invocations": {
+            "parameters": FILTERS,
+            **_listing(
+                "invocations", "Every function's asynchronous invocations, newest first", 400
+            ),
+        },
+        "/v1/invocations/{id}": {
+            "parameters": [_param("id", type="string")],
+            "get": {
+                "responses": {
+                    "200": _json(OBJECT, "One asynchronous invocation: state, attempts, result"),
+                    **_errors(404),
+                }
+            },
+        },
+    }
+
+
+def _config_operation(method: str, operation: str) -> dict[str, Any]:
+    body = {"requestBody": {"content": {"application/json": {"schema": OBJECT}}}}
+    answer = (
+        {"204": {"description": "Deleted"}}
+        if method == "delete"
+        else {"200": _json(OBJECT, "FunctionEventInvokeConfig")}
+    )
+    return {
+        "description": f"Lambda's {operation}FunctionEventInvokeConfig: retries, event age and "
+        "destinations of asynchronous invocations (over [function.async])",
+        **(body if method in ("put", "post") else {}),
+        "responses": {**answer, **_errors(400, 404, 413, schema=AWS_ERROR)},
+    }
+
+
+def event_invoke_config_paths() -> dict[str, Any]:
+    operations = (("get", "Get"), ("put", "Put"), ("post", "Update"), ("delete", "Delete"))
+    return {
+        "/2019-09-25/functions/{name}/event-invoke-config": {
+            "parameters": [_param("name", type="string"), _param("Qualifier", "query")],
+            **{method: _config_operation(method, name) for method, name in operations},
+        },
+        "/2019-09-25/functions/{name}/event-invoke-config/list": {
+            "parameters": [_param("name", type="string")],
+            "get": {
+                "description": "Lambda's ListFunctionEventInvokeConfigs",
+                "responses": {
+                    "200": _json(OBJECT, "FunctionEventInvokeConfigs"),
+                    **_errors(404, schema=AWS_ERROR),
+                },
+            },
+        },
+    }
