@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlambda.cli import print_table
+from mlambda.cli import print_table, when
 from mlambda.errors import InvalidRequest
 from mlambda.settings import Settings
 
@@ -26,10 +26,6 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
-def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
-
-
 def cmd_keys_create(args: argparse.Namespace, settings: Settings, client: Any) -> int:
     request: dict[str, Any] = {"name": args.name, "scopes": args.scope}
     if args.expires:
@@ -43,7 +39,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings, client: Any) -
         print(json.dumps(key, indent=2))
         return 0
     print(f"created key {key['id']} ({key['name']}): {', '.join(key['scopes'])}")
-    print(f"expires: {_when(key['expiresAt']) if key['expiresAt'] else 'never'}")
+    print(f"expires: {when(key['expiresAt']) if key['expiresAt'] else 'never'}")
     print("This is the only time the secret is shown; store it now.")
     print(f"  token (Authorization: Bearer):  {key['token']}")
     print(f"  AWS access key id:              {key['id']}")
@@ -65,8 +61,8 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings, client: Any) -> 
                 key["name"],
                 ",".join(key["scopes"]),
                 key["state"],
-                _when(key["createdAt"]),
-                _when(key["expiresAt"]),
+                when(key["createdAt"]),
+                when(key["expiresAt"]),
                 rate,
             )
         )
@@ -112,7 +108,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings, client: Any) -> int:
         rows.append(
             (
                 str(e["seq"]),
-                _when(e["at"]),
+                when(e["at"]),
                 e["keyId"] or "-",
                 e["source"] or "-",
                 e["action"],

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-from mlambda.cli import print_table
+from mlambda.cli import print_table, when
 from mlambda.errors import InvalidRequest
 from mlambda.events.queue import STATES
 from mlambda.settings import Settings
 
 ALL = "*"
 Runner = Callable[[argparse.Namespace, Settings, Any], int]
-
-
-def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
 def cmd_invocations(args: argparse.Namespace, settings: Settings, client: Any) -> int:
@@ -50,8 +45,8 @@ def cmd_invocations(args: argparse.Namespace, settings: Settings, client: Any) -
                 r["function"],
                 r["state"],
                 f"{r['attempts']}/{r['maxAttempts']}",
-                _when(r["enqueuedAt"]),
-                _when(r["finishedAt"]),
+                when(r["enqueuedAt"]),
+                when(r["finishedAt"]),
                 error,
             ]
         )

@@ -171,6 +171,11 @@ def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def when(stamp: float | None) -> str:
+    """A timestamp as local time for a table, or "-"."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
 def print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

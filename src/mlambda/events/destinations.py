@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from mlambda.events.queue import EXPIRED, SUCCEEDED, Record
+from mlambda.events.queue import EXPIRED, SUCCEEDED, Record, decoded
 from mlambda.runtime.context import function_arn
 
 CONDITIONS = {SUCCEEDED: "Success", EXPIRED: "EventAgeExceeded"}
@@ -21,7 +21,7 @@ WEBHOOK_TRIES = 3
 def destination_record(record: Record, region: str) -> dict[str, Any]:
     """Lambda's shape (version 1.0): what was asked, what came of it (pure)."""
     succeeded = record.state == SUCCEEDED
-    response: Any = _decoded(record.result) if succeeded else record.error
+    response: Any = decoded(record.result) if succeeded else record.error
     context: dict[str, Any] = {
         "statusCode": 200,
         "executedVersion": record.version or "$LATEST",
@@ -39,19 +39,10 @@ def destination_record(record: Record, region: str) -> dict[str, Any]:
             "condition": CONDITIONS.get(record.state, "RetriesExhausted"),
             "approximateInvokeCount": record.attempts,
         },
-        "requestPayload": _decoded(record.payload),
+        "requestPayload": decoded(record.payload),
         "responseContext": context,
         "responsePayload": response,
     }
-
-
-def _decoded(body: bytes | None) -> Any:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", errors="replace")
 
 
 async def deliver(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,7 @@ class Record:
             "updatedAt": self.updated_at,
             "finishedAt": self.finished_at,
             "executedVersion": self.version or None,
-            "result": _json_or_text(self.result),
+            "result": decoded(self.result),
             "error": self.error,
             "destination": self.destination or None,
             "delivery": self.delivery or None,
@@ -65,11 +66,10 @@ class Record:
         }
 
 
-def _json_or_text(body: bytes | None) -> Any:
-    if body is None:
+def decoded(body: bytes | None) -> Any:
+    """A stored payload or result as JSON, else as text (None when there is none)."""
+    if not body:
         return None
-    import json
-
     try:
         return json.loads(body)
     except ValueError:
