@@ -42,6 +42,7 @@ SERVE_FIELDS = (
     "master_key_command",
     "master_key_file",
     "redis_url",
+    "queue_url",
     "region",
     "access_log",
     "max_instances_total",
@@ -310,8 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlambda.admin_cli import add_commands
     from mlambda.async_cli import add_commands as add_async_commands
+    from mlambda.queue_cli import add_commands as add_queue_commands
 
-    admin = add_commands(commands, _with_client) + add_async_commands(commands, _with_client)
+    admin = [
+        *add_commands(commands, _with_client),
+        *add_async_commands(commands, _with_client),
+        *add_queue_commands(commands, _with_client),
+    ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)
     return parser

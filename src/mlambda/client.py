@@ -103,6 +103,25 @@ class Client:
         path = f"/v1/functions/{name}/invocations/{invocation_id}/replay"
         return self._request("POST", path).json()
 
+    def queues(self) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", "/v1/queues").json()["queues"]
+
+    def send_message(self, queue: str, body: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        return self._request(
+            "POST", f"/v1/queues/{queue}/messages", content=body, headers=headers
+        ).json()
+
+    def receive_messages(
+        self, queue: str, most: int = 1, visibility_s: int = 30
+    ) -> builtins.list[dict[str, Any]]:
+        params = {"max_messages": str(most), "visibility_timeout_s": str(visibility_s)}
+        path = f"/v1/queues/{queue}/messages/receive"
+        return self._request("POST", path, params=params).json()["messages"]
+
+    def delete_message(self, queue: str, receipt: str) -> None:
+        self._request("DELETE", f"/v1/queues/{queue}/messages/{receipt}")
+
     def list(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/functions").json()["functions"]
 

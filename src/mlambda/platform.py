@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from mlambda.cache import BundleCache
 from mlambda.datadir import load_or_create_key, secure_data_dir
 from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
 from mlambda.events.asyncinvoke import AsyncInvoker
+from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
-from mlambda.events.sqlite import SqliteQueue
+from mlambda.events.queues import PlatformQueues
 from mlambda.handler_check import check_handler_defined
 from mlambda.observe.logs import LogSink
 from mlambda.observe.memory import memory_kb
@@ -89,13 +91,18 @@ class Platform:
         self.router = Router(self.registry, cache, self._make_pool, retire=self._collect)
         # Asynchronous invocations: the durable queue and its dispatcher (events/).
         self.async_configs = AsyncConfigs(self.registry, self.current)
+        consumer = f"{socket.gethostname()}:{data}"
+        self.queues = PlatformQueues(
+            open_queue(settings.queue_url, data, consumer, namespace="queues")
+        )
         self.async_invoker = AsyncInvoker(
-            SqliteQueue(data / "queue.db"),
+            open_queue(settings.queue_url, data, consumer),
             self.invoke,
             self.current,
             self.async_configs.config,
             max_in_flight=settings.max_instances_total,
             region=settings.region,
+            send=self.queues.send,
         )
         self.started_at = time.time()
         self._started = False
@@ -159,6 +166,7 @@ class Platform:
             self._warming.cancel()
             await asyncio.gather(self._warming, return_exceptions=True)
         await self.async_invoker.stop()
+        await self.queues.close()
         await self.router.close()
         await self.backend.close()
         self.limits.close()

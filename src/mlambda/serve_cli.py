@@ -219,6 +219,11 @@ def add_serve_command(commands: Any) -> None:
         "--redis-url", help="keep rate limits in Redis, shared by several gateways (redis://...)"
     )
     serve.add_argument(
+        "--queue-url",
+        help="keep accepted async events here: sqlite: (default, in the data dir), "
+        "redis://HOST:PORT/DB or nats://HOST:PORT",
+    )
+    serve.add_argument(
         "--region",
         help="the AWS region functions see (AWS_REGION, their ARNs; default us-east-1)",
     )

@@ -101,6 +101,9 @@ class Settings:
     access_log: bool = False
     # Rate limits shared by several gateways live here (redis://...); empty: in this process.
     redis_url: str = ""
+    # Where accepted asynchronous events are kept (docs/async.md): "sqlite:" is a file in the
+    # data dir, needing nothing else; redis://... or nats://... a broker several gateways share.
+    queue_url: str = "sqlite:"
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -4,7 +4,6 @@ is killed on the way (boto3's InvocationType=Event, the native ?mode=async, the 
 from __future__ import annotations
 
 import json
-import signal
 import time
 
 import botocore.exceptions
@@ -148,29 +147,6 @@ def test_events_of_a_removed_function_fail_with_the_reason(server, make_function
     assert removed and all("removed" in r["error"]["errorMessage"] for r in removed)
 
 
-def test_kill_9_of_serve_loses_no_accepted_event(tmp_path):
-    data = tmp_path / "data"
-    server = Server(data, "--backend", "zygote").start()
-    server.deploy(_function(tmp_path / "fns", "work", max_instances=2))
-    ids = [_accept(server, "work", {"sleep": 0.2, "n": n}) for n in range(24)]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        states = [r["state"] for r in server.http("GET", "/v1/invocations").json()["invocations"]]
-        if "succeeded" in states and "running" in states and "queued" in states:
-            break
-        time.sleep(0.02)
-    server.stop(signal.SIGKILL)  # some done, some running, some queued
-    restarted = Server(data, "--backend", "zygote").start()
-    try:
-        records = [_wait(restarted, i, timeout=60) for i in ids]
-        assert [r["state"] for r in records] == ["succeeded"] * len(ids)
-        assert sorted(r["result"]["n"] for r in records) == list(range(24))
-        # The attempts cut short by the kill were counted, and then retried.
-        assert any(r["attempts"] == 2 for r in records)
-    finally:
-        restarted.stop()
-
-
 AUDIT = """
     def handler(event, context):
         return event  # the destination record, kept as this invocation's result
@@ -290,19 +266,31 @@ CRASHES = """
             os._exit(3)
         if event.get("hang"):
             time.sleep(30)
+        if event.get("mb"):
+            block = b"x" * (event["mb"] * 1024 * 1024)
+            time.sleep(0.5)
+            return len(block)
         return {"ok": True}
 """
 
 
 @pytest.mark.parametrize(
     ("event", "error"),
-    [({"crash": True}, "Runtime.ExitError"), ({"hang": True}, "Sandbox.Timedout")],
+    [
+        ({"crash": True}, "Runtime.ExitError"),
+        ({"hang": True}, "Sandbox.Timedout"),
+        ({"mb": 400}, "Runtime.OutOfMemory"),
+    ],
 )
-def test_an_instance_that_crashes_or_hangs_fails_the_attempt_and_it_is_retried(
+def test_an_instance_that_crashes_hangs_or_runs_out_of_memory_fails_the_attempt_and_is_retried(
     server, tmp_path, event, error
 ):
     table = "maximum_retry_attempts = 1\nretry_delay_s = 0.1\n"
-    server.deploy(_function(tmp_path / "fns", "fragile", CRASHES, async_table=table, timeout_s=1))
+    server.deploy(
+        _function(
+            tmp_path / "fns", "fragile", CRASHES, async_table=table, timeout_s=1, memory_mb=128
+        )
+    )
     record = _wait(server, _accept(server, "fragile", event), timeout=60)
     # Each attempt died with the error a sync call gets, and the config's retry ran.
     assert record["state"] == "failed" and record["attempts"] == 2, record

@@ -91,7 +91,7 @@ def test_bad_configs_and_unknown_functions_are_refused_as_aws_refuses_them(serve
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         aws.put_function_event_invoke_config(
             FunctionName="jobs",
-            DestinationConfig={"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:1:q"}},
+            DestinationConfig={"OnSuccess": {"Destination": "arn:aws:sns:us-east-1:1:topic"}},
         )
     assert "function ARN" in caught.value.response["Error"]["Message"]
     with pytest.raises(botocore.exceptions.ClientError) as caught:

@@ -31,7 +31,11 @@ log = logging.getLogger("mlambda.events")
 BACKPRESSURE_S = 0.2
 # Events leased in one round trip to the queue.
 LEASE_BATCH = 64
+# A write the queue refused (a broker down) is tried again after this, doubling up to the max.
+STORE_RETRY_S = 0.5
+STORE_RETRY_MAX_S = 15.0
 Invoke = Callable[..., Awaitable[Invocation]]
+Send = Callable[[str, bytes], Awaitable[Any]]
 
 
 def async_slots(spec: FunctionSpec) -> int:
@@ -53,8 +57,11 @@ class AsyncInvoker:
         max_in_flight: int = 256,
         region: str = "us-east-1",
         clock: Callable[[], float] = time.time,
+        send: Send | None = None,
     ) -> None:
         self.region = region
+        # Sends a message to a platform queue (a destination ``mlambda://NAME``).
+        self._send = send
         self.queue = queue
         self._invoke = invoke
         # The function's current record; raises FunctionNotFound once it is removed.
@@ -96,12 +103,32 @@ class AsyncInvoker:
     # -- dispatching ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start dispatching (in the background: a broker that is down now is waited for)."""
+        self._loop = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        await self._stored("recovering the async queue", self._recover)
+        await self._dispatch()
+
+    async def _recover(self) -> None:
         recovered = await self.queue.recover(self.clock())
         if recovered:
             log.warning("%d asynchronous invocations were running when serve stopped", recovered)
-        self._loop = asyncio.get_running_loop().create_task(self._dispatch())
         for record in await self.queue.pending_deliveries():
             self._deliver(record.id)
+
+    async def _stored(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
+        """``write`` until it succeeds: a queue that is down now (a broker restarting) is
+        waited for, so an outcome is not left running until the next start."""
+        delay = STORE_RETRY_S
+        while True:
+            try:
+                await write()
+                return
+            except Exception as exc:
+                log.warning("%s failed (%s); trying again in %.0f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_S)
 
     async def stop(self) -> None:
         """Stop leasing; attempts still running are left running (the next start queues them
@@ -115,11 +142,13 @@ class AsyncInvoker:
     def _room(self, function: str) -> int:
         """Attempts of ``function`` that may start now (0 once it was removed: its events are
         failed by the attempt that finds it gone, one at a time)."""
+        return max(0, self._slots(function) - self._in_flight.get(function, 0))
+
+    def _slots(self, function: str) -> int:
         try:
-            slots = async_slots(self._lookup(function).spec)
+            return async_slots(self._lookup(function).spec)
         except FunctionNotFound:
-            slots = 1
-        return max(0, slots - self._in_flight.get(function, 0))
+            return 1
 
     def _full(self) -> set[str]:
         return {function for function in self._in_flight if self._room(function) == 0}
@@ -147,7 +176,11 @@ class AsyncInvoker:
     async def _sleep(self) -> None:
         timeout = None
         if sum(self._in_flight.values()) < self.max_in_flight:
-            due = await self.queue.next_visible(self.clock(), self._full())
+            try:
+                due = await self.queue.next_visible(self.clock(), self._full())
+            except Exception:
+                log.exception("the async queue could not be read; retrying in 1 s")
+                due = self.clock() + 1
             if due is not None:
                 timeout = max(0.0, due - self.clock())
         with contextlib.suppress(TimeoutError):
@@ -167,23 +200,23 @@ class AsyncInvoker:
             self._in_flight[function] = left
         else:
             del self._in_flight[function]
-        self._wake.set()
+        # Leased again once half its slots are free: attempts still wait in the pool, and one
+        # lease of several events costs the queue less than several leases of one.
+        if self._room(function) >= max(1, self._slots(function) // 2):
+            self._wake.set()
 
     async def _attempt(self, record: Record) -> None:
         try:
             outcome = await self._call(record)
         finally:
             self._free(record.function)
-        try:
-            await outcome
-        except Exception:
-            # The event stays running; the next start queues it again (at least once).
-            log.exception("the outcome of asynchronous invocation %s was not stored", record.id)
+        # Until stored, the event stays running (a stop now leaves it to the next start).
+        await self._stored(f"storing the outcome of {record.id}", outcome)
 
-    async def _call(self, record: Record) -> Coroutine[Any, Any, None]:
+    async def _call(self, record: Record) -> Callable[[], Coroutine[Any, Any, None]]:
         """Run the attempt; returns what writes its outcome."""
         if self.clock() - record.enqueued_at >= record.max_age_s:
-            return self._end(record, EXPIRED, _expired(record))
+            return lambda: self._end(record, EXPIRED, _expired(record))
         try:
             version = self._lookup(record.function).version
             invocation = await self._invoke(
@@ -194,18 +227,20 @@ class AsyncInvoker:
                 "errorType": "ResourceNotFoundException",
                 "errorMessage": f"function {record.function!r} was removed before the event ran",
             }
-            return self.queue.end(record.id, self.clock(), FAILED, error)  # no config left
+            return lambda: self.queue.end(record.id, self.clock(), FAILED, error)  # no config
         except Throttled:
-            return self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
+            return lambda: self.queue.release(record.id, self.clock(), BACKPRESSURE_S)
         except MlambdaError as exc:
-            return self._failed(record, exc.to_body())
+            body = exc.to_body()
+            return lambda: self._failed(record, body)
         except Exception:
             log.exception("asynchronous invocation %s failed in the platform", record.id)
             error = {"errorType": "ServiceException", "errorMessage": "internal error; see the log"}
-            return self._failed(record, error)
+            return lambda: self._failed(record, error)
         if invocation.error is not None:
-            return self._failed(record, invocation.error.to_body())
-        return self._succeeded(record, invocation.body, version)
+            body = invocation.error.to_body()
+            return lambda: self._failed(record, body)
+        return lambda: self._succeeded(record, invocation.body, version)
 
     async def _succeeded(self, record: Record, body: bytes, version: str) -> None:
         destination = self._destination(record.function, "on_success")
@@ -243,17 +278,24 @@ class AsyncInvoker:
             record = await self.queue.get(id)
             if record is None or record.delivery != "pending":
                 return
-            reason = await deliver(record, self.region, self._accept_record, asyncio.sleep)
+            reason = await deliver(
+                record, self.region, self._accept_record, self._send_message, asyncio.sleep
+            )
             if reason:
                 log.warning("destination of %s: %s", id, reason)
             await self.queue.delivered(id, not reason, reason)
 
-        task = asyncio.get_running_loop().create_task(send())
+        task = asyncio.get_running_loop().create_task(self._stored(f"delivering {id}", send))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
     async def _accept_record(self, function: str, body: bytes) -> None:
         await self.accept(function, body)
+
+    async def _send_message(self, queue: str, body: bytes) -> None:
+        if self._send is None:
+            raise RuntimeError("this platform has no queues")
+        await self._send(queue, body)
 
 
 def _expired(record: Record) -> dict[str, Any]:

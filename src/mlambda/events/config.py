@@ -10,8 +10,9 @@ import msgspec
 from mlambda.errors import InvalidSpec
 
 # A destination: another function ("function:NAME", invoked asynchronously with the record as
-# its event) or a webhook (an http(s) URL that the record is POSTed to).
-DESTINATION = re.compile(r"function:[A-Za-z0-9_-]{1,64}|https?://\S+")
+# its event), a platform queue ("mlambda://NAME", sent as a message) or a webhook (an http(s)
+# URL that the record is POSTed to).
+DESTINATION = re.compile(r"function:[A-Za-z0-9_-]{1,64}|mlambda://[A-Za-z0-9_-]{1,80}|https?://\S+")
 
 RANGES = {
     "maximum_retry_attempts": (0, 2),
@@ -38,8 +39,8 @@ def check_async(config: AsyncSpec, source: str, function: str = "") -> None:
         target = getattr(config, field)
         if target and not DESTINATION.fullmatch(target):
             raise InvalidSpec(
-                f"{source}: function.async.{field} must be 'function:NAME' or an http(s) URL, "
-                f"got {target!r}"
+                f"{source}: function.async.{field} must be 'function:NAME', 'mlambda://QUEUE' "
+                f"or an http(s) URL, got {target!r}"
             )
         if target == f"function:{function}":
             raise InvalidSpec(

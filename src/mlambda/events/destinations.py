@@ -1,5 +1,5 @@
 """Destinations: an event's outcome, as Lambda's destination record, delivered to another
-function (as an asynchronous event) or POSTed to a webhook."""
+function (as an asynchronous event), sent to a platform queue, or POSTed to a webhook."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 from mlambda.events.queue import EXPIRED, SUCCEEDED, Record, decoded
 from mlambda.runtime.context import function_arn
 
+QUEUE = "mlambda://"
 CONDITIONS = {SUCCEEDED: "Success", EXPIRED: "EventAgeExceeded"}
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_TRIES = 3
@@ -49,17 +50,19 @@ async def deliver(
     record: Record,
     region: str,
     accept: Callable[[str, bytes], Awaitable[Any]],
+    send: Callable[[str, bytes], Awaitable[Any]],
     sleep: Callable[[float], Awaitable[None]],
 ) -> str:
     """Deliver the record to its destination; "" when it got there, else why not."""
     body = json.dumps(destination_record(record, region)).encode()
     target = record.destination
-    if target.startswith("function:"):
-        try:
-            await accept(target.removeprefix("function:"), body)
-        except Exception as exc:
-            return f"could not invoke {target}: {exc}"
-        return ""
+    for scheme, hand, doing in (("function:", accept, "invoke"), (QUEUE, send, "send to")):
+        if target.startswith(scheme):
+            try:
+                await hand(target.removeprefix(scheme), body)
+            except Exception as exc:
+                return f"could not {doing} {target}: {exc}"
+            return ""
     reason = ""
     for attempt in range(WEBHOOK_TRIES):
         try:

@@ -9,14 +9,17 @@ import msgspec
 
 from mlambda.errors import InvalidSpec
 from mlambda.events.config import AsyncSpec, check_async
-from mlambda.runtime.context import function_arn
+from mlambda.runtime.context import ACCOUNT, function_arn
 
 FUNCTION_ARN = re.compile(r"arn:aws[\w-]*:lambda:[\w-]*:\d*:function:([A-Za-z0-9_-]{1,64})")
+# An SQS queue's ARN names a platform queue (mlambda://NAME) of the same name.
+QUEUE_ARN = re.compile(r"arn:aws[\w-]*:sqs:[\w-]*:\d*:([A-Za-z0-9_-]{1,80})")
 FIELDS = {"MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"}
 
 
 def _target(destination: Any, where: str) -> str:
-    """A destination ARN (a Lambda function's) or an http(s) URL -> ``function:NAME`` / URL."""
+    """A destination ARN (a Lambda function's, an SQS queue's) or an http(s) URL ->
+    ``function:NAME`` / ``mlambda://NAME`` / URL."""
     if destination in (None, ""):
         return ""
     if not isinstance(destination, str):
@@ -24,11 +27,15 @@ def _target(destination: Any, where: str) -> str:
     match = FUNCTION_ARN.fullmatch(destination)
     if match:
         return f"function:{match[1]}"
+    match = QUEUE_ARN.fullmatch(destination)
+    if match:
+        return f"mlambda://{match[1]}"
     if destination.startswith(("http://", "https://")):
         return destination
     raise InvalidSpec(
         f"DestinationConfig.{where}.Destination {destination!r}: mlambda delivers to a Lambda "
-        "function ARN (another function here) or an http(s) URL (a webhook)"
+        "function ARN (another function here), an SQS queue ARN (the platform queue of that "
+        "name) or an http(s) URL (a webhook)"
     )
 
 
@@ -63,6 +70,8 @@ def _arn(target: str, region: str) -> str | None:
         return None
     if target.startswith("function:"):
         return function_arn(target.removeprefix("function:"), region=region)
+    if target.startswith("mlambda://"):
+        return f"arn:aws:sqs:{region}:{ACCOUNT}:{target.removeprefix('mlambda://')}"
     return target
 
 

@@ -84,28 +84,19 @@ class Queue(abc.ABC):
         """Store a new event; with an idempotency key seen for the function within the window,
         store nothing and return the record that key made."""
 
-    @abc.abstractmethod
     async def lease(self, now: float, visibility_s: float, exclude: set[str]) -> Record | None:
         """The oldest visible event of a function not in ``exclude``, now running (its attempt
-        counted), or None."""
+        counted, hidden from other leases until ``now + visibility_s``), or None."""
+        leased = await self.lease_many(now, visibility_s, lambda f: int(f not in exclude), 1)
+        return leased[0] if leased else None
 
+    @abc.abstractmethod
     async def lease_many(
         self, now: float, visibility_s: float, room: Callable[[str], int], limit: int
     ) -> list[Record]:
         """Up to ``limit`` events at once, at most ``room(function)`` of each function, oldest
-        first. This default leases one at a time; a backend may do it in one round trip."""
-        leased: list[Record] = []
-        taken: dict[str, int] = {}
-        full: set[str] = set()
-        while len(leased) < limit:
-            record = await self.lease(now, visibility_s, full)
-            if record is None:
-                break
-            leased.append(record)
-            taken[record.function] = taken.get(record.function, 0) + 1
-            if taken[record.function] >= room(record.function):
-                full.add(record.function)
-        return leased
+        first, each leased as ``lease`` leases one. A lease not ended (acked, retried, released,
+        ended) within its visibility timeout is leased again, its attempt counted."""
 
     @abc.abstractmethod
     async def next_visible(self, now: float, exclude: set[str]) -> float | None:

@@ -53,7 +53,9 @@ CREATE TABLE IF NOT EXISTS events (
     visible_at REAL NOT NULL,
     lease_until REAL
 );
-CREATE INDEX IF NOT EXISTS events_visible ON events (state, visible_at);
+DROP INDEX IF EXISTS events_visible;
+CREATE INDEX IF NOT EXISTS events_ready ON events (function, state, visible_at);
+CREATE INDEX IF NOT EXISTS events_lease ON events (state, lease_until);
 CREATE INDEX IF NOT EXISTS events_function ON events (function, state, enqueued_at);
 CREATE INDEX IF NOT EXISTS events_key ON events (function, idempotency_key);
 CREATE INDEX IF NOT EXISTS events_delivery ON events (delivery);
@@ -69,6 +71,9 @@ class SqliteQueue(Queue):
         self._conn = self._thread.submit(self._connect, path).result()
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # The functions that may have events to lease: those with unfinished events at open,
+        # and every function an event is put for since.
+        self._functions: set[str] = self._thread.submit(self._unfinished).result()
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -80,6 +85,12 @@ class SqliteQueue(Queue):
         conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(SCHEMA)
         return conn
+
+    def _unfinished(self) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT function FROM events WHERE state IN (?, ?)", (QUEUED, RUNNING)
+        )
+        return {function for (function,) in rows}
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in the next transaction on the queue's thread; returns once committed."""
@@ -148,62 +159,63 @@ class SqliteQueue(Queue):
             )
             return record
 
-        return await self._run(work)
-
-    async def lease(self, now: float, visibility_s: float, exclude: set[str]) -> Record | None:
-        def work(conn: sqlite3.Connection) -> Record | None:
-            skip = sorted(exclude)
-            row = conn.execute(
-                f"UPDATE events SET state = ?, attempts = attempts + 1, lease_until = ?, "
-                f"updated_at = ? WHERE id = (SELECT id FROM events WHERE state = ? AND "
-                f"visible_at <= ? AND function NOT IN ({', '.join('?' * len(skip))}) "
-                f"ORDER BY visible_at LIMIT 1) RETURNING {', '.join(COLUMNS)}",
-                (RUNNING, now + visibility_s, now, QUEUED, now, *skip),
-            ).fetchone()
-            return _record(row) if row else None
-
-        return await self._run(work)
+        stored = await self._run(work)
+        self._functions.add(record.function)  # here, on the loop, where leases read the set
+        return stored
 
     async def lease_many(
         self, now: float, visibility_s: float, room: Callable[[str], int], limit: int
     ) -> list[Record]:
-        """One transaction: the oldest visible events, at most ``room`` of each function."""
+        """One transaction: the oldest visible events of each function with room (asked on the
+        event loop), oldest first across them. Each function's are read by its own index range,
+        so a full function's backlog is never scanned."""
+        rooms = {f: n for f in sorted(self._functions) if (n := min(room(f), limit)) > 0}
+        if not rooms:
+            return []
 
         def work(conn: sqlite3.Connection) -> list[Record]:
-            chosen: list[str] = []
-            taken: dict[str, int] = {}
-            rows = conn.execute(
-                "SELECT id, function FROM events WHERE state = ? AND visible_at <= ? "
-                "ORDER BY visible_at LIMIT ?",
-                (QUEUED, now, limit * 4),
+            # A lease past its visibility timeout (its holder let it go) is queued again.
+            conn.execute(
+                "UPDATE events SET state = ?, visible_at = lease_until, lease_until = NULL "
+                "WHERE state = ? AND lease_until <= ?",
+                (QUEUED, RUNNING, now),
             )
-            for id, function in rows:
-                if taken.get(function, 0) < room(function):
-                    taken[function] = taken.get(function, 0) + 1
-                    chosen.append(id)
-                    if len(chosen) == limit:
-                        break
+            rows = [
+                row
+                for function, n in rooms.items()
+                for row in conn.execute(
+                    "SELECT visible_at, id FROM events WHERE function = ? AND state = ? AND "
+                    "visible_at <= ? ORDER BY visible_at LIMIT ?",
+                    (function, QUEUED, now, n),
+                )
+            ]
+            chosen = [id for _, id in sorted(rows)[:limit]]
             if not chosen:
                 return []
             leased = conn.execute(
                 f"UPDATE events SET state = ?, attempts = attempts + 1, lease_until = ?, "
-                f"updated_at = ? WHERE state = ? AND id IN ({', '.join('?' * len(chosen))}) "
+                f"updated_at = ? WHERE id IN ({', '.join('?' * len(chosen))}) AND +state = ? "
                 f"RETURNING {', '.join(COLUMNS)}",
-                (RUNNING, now + visibility_s, now, QUEUED, *chosen),
+                (RUNNING, now + visibility_s, now, *chosen, QUEUED),
             ).fetchall()
             return sorted((_record(row) for row in leased), key=lambda r: r.enqueued_at)
 
         return await self._run(work)
 
     async def next_visible(self, now: float, exclude: set[str]) -> float | None:
+        functions = sorted(self._functions - exclude)
+
         def work(conn: sqlite3.Connection) -> float | None:
-            skip = sorted(exclude)
-            row = conn.execute(
-                "SELECT min(visible_at) FROM events WHERE state = ? AND "
-                f"function NOT IN ({', '.join('?' * len(skip))})",
-                (QUEUED, *skip),
-            ).fetchone()
-            return row[0]
+            due = [
+                row[0]
+                for function in functions
+                for row in conn.execute(
+                    "SELECT min(visible_at) FROM events WHERE function = ? AND state = ?",
+                    (function, QUEUED),
+                )
+                if row[0] is not None
+            ]
+            return min(due, default=None)
 
         return await self._run(work)
 
@@ -211,7 +223,8 @@ class SqliteQueue(Queue):
         """Set columns of one event (of a running one: the lease holder's)."""
         assignments = ", ".join(f"{name} = ?" for name in values)
         parameters = [_column(v) for v in values.values()]
-        where = "id = ?" + (" AND state = 'running'" if running_only else "")
+        # "+state": the lookup is by id; an index on state would scan every queued event.
+        where = "id = ?" + (" AND +state = 'running'" if running_only else "")
         await self._run(
             lambda conn: conn.execute(
                 f"UPDATE events SET {assignments} WHERE {where}", (*parameters, id)
@@ -248,7 +261,7 @@ class SqliteQueue(Queue):
         await self._run(
             lambda conn: conn.execute(
                 "UPDATE events SET state = ?, visible_at = ?, attempts = attempts - 1, "
-                "updated_at = ?, lease_until = NULL WHERE id = ? AND state = ?",
+                "updated_at = ?, lease_until = NULL WHERE id = ? AND +state = ?",
                 (QUEUED, now + delay_s, now, id, RUNNING),
             )
         )

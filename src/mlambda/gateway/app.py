@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlambda.errors import MlambdaError
+from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
     event_config,
@@ -22,6 +22,7 @@ from mlambda.gateway import (
     invoke,
     lambda_api,
     oip,
+    queues,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
 from mlambda.gateway.openapi import document
@@ -39,8 +40,10 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    depth = await platform.async_invoker.queue.depth()
-    platform.metrics.async_queue(depth, time.time())
+    # A queue that cannot be read (a broker down) leaves its gauges out, not the whole page.
+    with contextlib.suppress(ServiceUnavailable):
+        depth = await platform.async_invoker.queue.depth()
+        platform.metrics.async_queue(depth, time.time())
     return Response(platform.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -99,6 +102,10 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/functions/{name}/dead-letters", invocations.dead_letters, methods=["GET"]),
         Route("/v1/functions/{name}/invocations/{id}/replay", invocations.replay, methods=["POST"]),
+        Route("/v1/queues", queues.list_queues, methods=["GET"]),
+        Route("/v1/queues/{name}/messages", queues.send, methods=["POST"]),
+        Route("/v1/queues/{name}/messages/receive", queues.receive, methods=["POST"]),
+        Route("/v1/queues/{name}/messages/{receipt}", queues.delete, methods=["DELETE"]),
         Route("/v1/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/invocations/{id}", invocations.get_invocation, methods=["GET"]),
         Route("/v1/instances", functions.list_processes, methods=["GET"]),

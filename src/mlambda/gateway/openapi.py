@@ -24,7 +24,7 @@ TEXTS = {
     "time, or too many failed authentications from this address",
     500: "An artifact is corrupted (redeploy to repair)",
     502: "The function failed (header X-Mlambda-Function-Error: Unhandled)",
-    503: "The function is being replaced, or a dependency (Redis) is unreachable",
+    503: "The function is being replaced, or a dependency (Redis, NATS) is unreachable",
     504: "The function timed out",
 }
 # What every route that needs a key may answer before the route itself runs.
@@ -344,7 +344,11 @@ def _function_urls() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    from mlambda.gateway.openapi_events import async_paths, event_invoke_config_paths
+    from mlambda.gateway.openapi_events import (
+        async_paths,
+        event_invoke_config_paths,
+        queue_paths,
+    )
 
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
     return {
@@ -371,6 +375,7 @@ def document() -> dict[str, Any]:
             **_admin(),
             **_lambda(),
             **async_paths(),
+            **queue_paths(),
             **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),

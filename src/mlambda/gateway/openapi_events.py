@@ -1,12 +1,21 @@
-"""The OpenAPI document's asynchronous-invocation routes: tracking, dead letters, replay, and
-the Lambda API's event invoke config."""
+"""The OpenAPI document's asynchronous-invocation routes: tracking, dead letters, replay, the
+platform's queues, and the Lambda API's event invoke config."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mlambda.events.queue import STATES
-from mlambda.gateway.openapi import ACCEPTED, AWS_ERROR, NAME, OBJECT, _errors, _json, _param
+from mlambda.gateway.openapi import (
+    ACCEPTED,
+    ANY_JSON,
+    AWS_ERROR,
+    NAME,
+    OBJECT,
+    _errors,
+    _json,
+    _param,
+)
 
 FILTERS = [
     _param("state", "query", type="string", enum=list(STATES)),
@@ -56,6 +65,45 @@ def async_paths() -> dict[str, Any]:
                     **_errors(404),
                 }
             },
+        },
+    }
+
+
+QUEUE = _param("name", type="string", pattern="^[A-Za-z0-9_-]{1,80}$")
+MESSAGES = {"type": "object", "properties": {"messages": {"type": "array"}}}
+STRING = {"type": "string"}
+
+
+def queue_paths() -> dict[str, Any]:
+    receive = [
+        _param("max_messages", "query", type="integer", minimum=1, maximum=10, default=1),
+        _param(
+            "visibility_timeout_s", "query", type="integer", minimum=0, maximum=43200, default=30
+        ),
+    ]
+    sent = {"type": "object", "required": ["messageId"], "properties": {"messageId": STRING}}
+    return {
+        "/v1/queues": _listing("queues", "Queues with messages not yet deleted", 503),
+        "/v1/queues/{name}/messages": {
+            "parameters": [QUEUE],
+            "post": {
+                "description": "Send a message (the body, kept as sent) to a platform queue",
+                "requestBody": {"content": {"application/json": {"schema": ANY_JSON}}},
+                "responses": {"201": _json(sent, "Stored"), **_errors(400, 413, 503)},
+            },
+        },
+        "/v1/queues/{name}/messages/receive": {
+            "parameters": [QUEUE, *receive],
+            "post": {
+                "responses": {
+                    "200": _json(MESSAGES, "Messages, each hidden for the visibility timeout"),
+                    **_errors(400, 503),
+                }
+            },
+        },
+        "/v1/queues/{name}/messages/{receipt}": {
+            "parameters": [QUEUE, _param("receipt", type="string")],
+            "delete": {"responses": {"204": {"description": "Deleted"}, **_errors(400, 404, 503)}},
         },
     }
 

@@ -14,7 +14,9 @@ from mlambda.security.keys import Need
 @dataclasses.dataclass(frozen=True)
 class Rule:
     method: str
-    path: str  # a route template: {name} is a function, {path} the rest of a function URL
+    # A route template: {name} is a function (or a platform queue: a scope's pattern names
+    # both), {path} the rest of a function URL.
+    path: str
     action: str  # "open" (no key), "read", "invoke", "deploy" or "admin"
     # The audit log's name for a control-plane call; "" for calls it does not record.
     audit: str = ""
@@ -48,6 +50,10 @@ RULES = (
     Rule("POST", f"{FN}/invocations/{{id}}/replay", "invoke"),
     Rule("GET", "/v1/invocations", "read"),
     Rule("GET", "/v1/invocations/{id}", "read"),
+    Rule("GET", "/v1/queues", "read"),
+    Rule("POST", "/v1/queues/{name}/messages", "invoke"),
+    Rule("POST", "/v1/queues/{name}/messages/receive", "invoke"),
+    Rule("DELETE", "/v1/queues/{name}/messages/{receipt}", "invoke"),
     Rule("GET", "/v1/instances", "read"),
     Rule("GET", "/v1/keys", "admin"),
     Rule("POST", "/v1/keys", "admin", "keys.create"),
