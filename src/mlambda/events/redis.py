@@ -16,9 +16,11 @@ that cannot be reached answers every call with ServiceUnavailable (a 503 for an 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import functools
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -40,6 +42,7 @@ _BYTES = {"payload", "result"}
 _INTS = {"attempts", "max_attempts"}
 _FLOATS = {"max_age_s", "retry_delay_s", "enqueued_at", "updated_at", "finished_at"}
 _PAGE = 200
+FUNCTIONS_REFRESH_S = 1.0
 
 
 class RedisQueue(Queue):
@@ -59,6 +62,12 @@ class RedisQueue(Queue):
             socket_connect_timeout=_TIMEOUT_S,
             retry=Retry(NoBackoff(), 1),
         )
+        self._pending: builtins.list[tuple[str, Any, asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        # The functions with a stream: this gateway's own puts add to it at once; other
+        # gateways' are read from Redis at most every FUNCTIONS_REFRESH_S.
+        self._functions: set[str] = set()
+        self._functions_read = 0.0
         self._scripts = {
             name: self._redis.register_script(getattr(scripts, name))
             for name in ("PUT", "LEASE", "REQUEUE", "FINISH", "RECOVER", "NEXT_VISIBLE", "DEPTH")
@@ -69,17 +78,50 @@ class RedisQueue(Queue):
         try:
             return await work()
         except RedisError as error:
-            raise ServiceUnavailable(
-                f"the async queue is unavailable: {what} on Redis at {redacted_url(self._url)} "
-                f"failed ({type(error).__name__}: {error}); check that Redis runs and "
-                "queue_url is right"
-            ) from error
+            raise self._unavailable(what, error) from error
+
+    def _unavailable(self, what: str, error: Exception) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"the async queue is unavailable: {what} on Redis at {redacted_url(self._url)} "
+            f"failed ({type(error).__name__}: {error}); check that Redis runs and "
+            "queue_url is right"
+        )
 
     async def _script(self, name: str, *args: Any) -> Any:
-        script = self._scripts[name]
-        return await self._call(
-            name.lower(), lambda: script(keys=[], args=[self._prefix, *map(_text, args)])
-        )
+        """Run a script, in one pipeline with every other script called meanwhile (one round
+        trip carries many accepts and outcomes under load; each caller still gets its own
+        script's answer, after Redis applied it)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((name, [self._prefix, *map(_text, args)], future))
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                answers = await self._call(
+                    batch[0][0].lower(), functools.partial(self._pipeline, batch)
+                )
+            except ServiceUnavailable as error:
+                answers = [error] * len(batch)
+            for (name, _, future), answer in zip(batch, answers, strict=True):
+                if future.done():
+                    continue
+                if isinstance(answer, RedisError):
+                    future.set_exception(self._unavailable(name.lower(), answer))
+                elif isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    async def _pipeline(self, batch: builtins.list[tuple[str, Any, Any]]) -> builtins.list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, args, _ in batch:
+                await self._scripts[name](keys=[], args=args, client=pipe)
+            return list(await pipe.execute(raise_on_error=False))
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
@@ -94,6 +136,7 @@ class RedisQueue(Queue):
             IDEMPOTENCY_WINDOW_S,
             *_fields(record),
         )
+        self._functions.add(record.function)
         if holder.decode() == record.id:
             return record
         first = await self.get(holder.decode())
@@ -102,14 +145,16 @@ class RedisQueue(Queue):
     async def lease_many(
         self, now: float, visibility_s: float, room: Callable[[str], int], limit: int
     ) -> list[Record]:
-        functions = await self._members("functions")
-        rooms = [(name, room(name)) for name in functions]
+        if time.monotonic() - self._functions_read > FUNCTIONS_REFRESH_S:
+            self._functions |= set(await self._members("functions"))
+            self._functions_read = time.monotonic()
+        rooms = [(name, room(name)) for name in sorted(self._functions)]
         pairs = [value for name, n in rooms if n > 0 for value in (name, n)]
         if not pairs:
             return []
-        ids = await self._script("LEASE", self._consumer, now, visibility_s, limit, *pairs)
-        found = await self._records([i.decode() for i in ids])
-        return sorted((r for r in found if r is not None), key=lambda r: r.enqueued_at)
+        found = await self._script("LEASE", self._consumer, now, visibility_s, limit, *pairs)
+        records = [_record(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in found]
+        return sorted(records, key=lambda r: r.enqueued_at)
 
     async def next_visible(self, now: float, exclude: set[str]) -> float | None:
         due = await self._script("NEXT_VISIBLE", *sorted(exclude))

@@ -96,7 +96,7 @@ return id
 # ARGV: P, consumer, now, visibility (s), limit, then function/room pairs.
 # Leases past their visibility timeout are claimed (XCLAIM) by this consumer; due retries move
 # into their streams; then the oldest undelivered entries, at most room per function and limit
-# in all, are read by this consumer (XREADGROUP). Returns the ids leased.
+# in all, are read by this consumer (XREADGROUP). Returns the records leased (HGETALL each).
 LEASE = (
     _COMMON
     + """
@@ -149,7 +149,9 @@ for fn, n in pairs(take) do
                           'STREAMS', P .. ':q:' .. fn, '>')
   for _, entry in ipairs(read[1][2]) do lease(entry_field(entry, 'id')) end
 end
-return leased
+local records = {}
+for _, id in ipairs(leased) do table.insert(records, redis.call('HGETALL', P .. ':ev:' .. id)) end
+return records
 """
 )
 
