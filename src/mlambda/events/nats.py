@@ -10,17 +10,21 @@ Everything is named from the URL's ``?prefix=NAME`` (default ``mlambda``):
   lease's visibility timeout) passes, when it is delivered again to be leased again.
 * KV bucket ``<prefix>-records``: each event's record under ``r.<id>`` (state, attempts, times,
   error, destination), changed by compare-and-set. Attempts are counted here, not by
-  JetStream, as a release is no attempt. Payload and result are under ``b.<id>.<p|r>.<n>`` in
-  chunks below the server's max_payload; an idempotency key's first event under ``k.<hash>``.
+  JetStream, as a release is no attempt. A small payload and result are kept inside the
+  record, larger ones under ``b.<id>.<p|r>.<n>`` in chunks below the server's max_payload; an
+  idempotency key's first event under ``k.<hash>``.
 
 The KV is the truth; a message only says "look at this record". A fetched message whose record
 finished, or that a newer generation replaced, is acked and dropped; one that came early goes
 back with the delay left. ``recover`` gives every unfinished record a new generation and a new
 message, so what a crash left leased runs again at once.
 
-A call returns once JetStream acknowledged its writes (publish acks; acks and naks flushed).
-What a lease, ``next_visible`` and ``depth`` need is indexed in memory (built from the KV on
-first use and by ``recover``), which assumes one gateway per prefix.
+A call returns once JetStream acknowledged its writes (publish acks; acks and naks flushed,
+one flush for those sent in the same turn). What a lease, ``next_visible`` and ``depth`` need
+is indexed in memory (built from the KV on first use and by ``recover``), and the unfinished
+records are kept there as last written, so a lease or an outcome is one KV write, no read
+first; both assume one gateway per prefix (a write over a stale copy fails its CAS and reads
+again). A fetch takes more messages than the lease needs and keeps the rest for the next ones.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,7 +43,7 @@ from nats.aio.msg import Msg
 from mlambda.errors import InvalidSpec, ServiceUnavailable
 from mlambda.events.nats_connection import TIMEOUT_S, Connection, connect
 from mlambda.events.nats_index import EventIndex
-from mlambda.events.nats_records import SAFE, Doc, Entry, Records, finished, queued
+from mlambda.events.nats_records import SAFE, Doc, Entry, Records, finished, loads, queued
 from mlambda.events.queue import FINAL, QUEUED, RUNNING, SUCCEEDED, Queue, Record
 from mlambda.security.ratelimit import redacted_url
 
@@ -49,6 +53,10 @@ FETCH_WAIT_S = 0.2
 QUIET_S = 1.0
 FETCH_ROUNDS = 4
 BATCH = 64
+# A fetch for a lease this long takes up to BATCH messages and keeps those not leased now for
+# the next leases of the function (a fetch round trip saved on each); shorter ones (a platform
+# queue's receive) would come back before they were used.
+AHEAD_MIN_S = 10.0
 
 
 class NatsQueue(Queue):
@@ -66,6 +74,9 @@ class NatsQueue(Queue):
         self._index = EventIndex([])
         self._indexed = False
         self._held: dict[str, Msg] = {}  # leased: id -> the message to settle
+        # Fetched ahead, not yet leased: per function (usable until, by the monotonic clock;
+        # the ack wait they were fetched under; the message), oldest first.
+        self._ahead: dict[str, list[tuple[float, float, Msg]]] = {}
 
     # -- the connection -------------------------------------------------------------------------
 
@@ -101,7 +112,7 @@ class NatsQueue(Queue):
     async def close(self) -> None:
         # The consumers' subscriptions and ack waits go with the connection.
         conn, self._conn, self._indexed = self._conn, None, False
-        self._held = {}
+        self._held, self._ahead = {}, {}
         if conn is not None:
             await conn.nc.close()
 
@@ -156,22 +167,48 @@ class NatsQueue(Queue):
         # A few rounds only: a message put back as early (``now`` is fixed) may come straight
         # back; the next lease looks again.
         for _ in range(FETCH_ROUNDS):
-            try:
-                msgs = await sub.fetch(most - len(leased), timeout=FETCH_WAIT_S)
-            except TimeoutError:
-                if not self._c.nc.is_connected:  # not "no messages": the server is gone
-                    raise
-                self._index.quiet[function] = now + QUIET_S  # fewer than due: do not spin
-                break
+            want = most - len(leased)
+            msgs = await self._fetched(function, want, visibility_s)
+            quiet = False
+            if len(msgs) < want:
+                need = want - len(msgs)
+                more = BATCH - need if visibility_s >= AHEAD_MIN_S else 0
+                try:
+                    got = await sub.fetch(need + max(0, more), timeout=FETCH_WAIT_S)
+                except TimeoutError:
+                    if not self._c.nc.is_connected:  # not "no messages": the server is gone
+                        raise
+                    self._index.quiet[function] = now + QUIET_S  # fewer than due: do not spin
+                    got, quiet = [], True
+                until = time.monotonic() + visibility_s / 2  # well before the server resends
+                kept = [(until, visibility_s, m) for m in got[need:]]
+                self._ahead.setdefault(function, []).extend(kept)
+                msgs += got[:need]
             started = await asyncio.gather(*(self._start(m, now, visibility_s) for m in msgs))
             leased += [record for record in started if record is not None]
-            if len(leased) == most:
+            if len(leased) == most or quiet:
                 break
         return leased
 
+    async def _fetched(self, function: str, most: int, visibility_s: float) -> list[Msg]:
+        """Up to ``most`` of the messages fetched ahead; those past their time, or fetched for
+        another visibility timeout (an ack wait no longer the consumer's), are put back."""
+        fresh: list[tuple[float, float, Msg]] = []
+        stale: list[Msg] = []
+        clock = time.monotonic()
+        for until, wait, msg in self._ahead.pop(function, []):
+            if until > clock and wait == visibility_s:
+                fresh.append((until, wait, msg))
+            else:
+                stale.append(msg)
+        if fresh[most:]:
+            self._ahead[function] = fresh[most:]
+        await asyncio.gather(*(self._c.settle(msg.nak()) for msg in stale))
+        return [msg for _, _, msg in fresh[:most]]
+
     async def _start(self, msg: Msg, now: float, visibility_s: float) -> Record | None:
         """The message's event, now leased; None when the message is stale or early."""
-        ref = json.loads(msg.data)
+        ref = loads(msg.data)
         entry = await self._records.entry(ref["id"])
         doc = entry[0] if entry else None
         if doc is None or doc["gen"] != ref["gen"] or doc["state"] in FINAL:
@@ -212,8 +249,8 @@ class NatsQueue(Queue):
             entry = await self._records.entry(id)
             if entry is None or entry[0]["state"] != RUNNING:
                 return  # a late outcome: its result must not replace the stored one
-            chunks = await self._records.put_body(id, "r", result)
-            values = {"result_chunks": chunks, "version": version, "error": None}
+            values = await self._records.put_body(id, "result", result)
+            values.update(version=version, error=None)
             edit = finished(now, SUCCEEDED, destination, values)
             await self._outcome(id, edit, lambda msg: msg.ack(), entry)
 
@@ -273,8 +310,8 @@ class NatsQueue(Queue):
             running = sum(doc["state"] == RUNNING for doc, _ in entries)
             for at in range(0, len(entries), BATCH):
                 await asyncio.gather(*(self._renew(e, now) for e in entries[at : at + BATCH]))
-            held, self._held = self._held, {}
-            for msg in held.values():
+            held, self._held, ahead, self._ahead = self._held, {}, self._ahead, {}
+            for msg in [*held.values(), *(m for a in ahead.values() for _, _, m in a)]:
                 await msg.ack()
             await self._c.nc.flush(timeout=TIMEOUT_S)
             return running

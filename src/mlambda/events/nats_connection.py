@@ -35,6 +35,8 @@ class Connection:
     stream: str
     subs: dict[str, JetStreamContext.PullSubscription] = dataclasses.field(default_factory=dict)
     ack_waits: dict[str, float] = dataclasses.field(default_factory=dict)
+    # The flush that the acks and naks sent in this event-loop turn wait for (not yet begun).
+    flushing: asyncio.Future[None] | None = None
 
     async def publish(self, doc: Doc) -> None:
         """The message that stands for the record's generation."""
@@ -43,8 +45,18 @@ class Connection:
         await self.js.publish(subject, body, stream=self.stream)
 
     async def settle(self, reply: Awaitable[None]) -> None:
-        """An ack or nak, flushed: the server has it when this returns."""
+        """An ack or nak, flushed: the server has it when this returns. The replies sent in
+        the same turn share one flush (one PING after all of them, its PONG their receipt)."""
         await reply
+        if self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush())
+            # Its error is each waiter's; read here too, in case all of them were cancelled.
+            self.flushing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(self.flushing)  # one caller cancelled leaves the flush to others
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the others of this turn send theirs
+        self.flushing = None  # a reply sent from now on is not covered: it starts the next
         await self.nc.flush(timeout=TIMEOUT_S)
 
     async def subscription(

@@ -3,32 +3,45 @@ compare-and-set, the edits an outcome makes, and the payload and result bodies, 
 chunks below the server's max_payload.
 
 A record is a JSON document under ``r.<id>`` (every field of ``Record`` but the bodies, plus
-``visible_at``, ``lease_until``, ``gen`` and the bodies' chunk counts); its bodies lie under
-``b.<id>.<p|r>.<n>``, and an idempotency key's first event under ``k.<hash>``.
+``visible_at``, ``lease_until``, ``gen`` and the bodies' chunk counts); a small body is kept
+inside it (base64, ``<payload|result>_b64``: no extra write at accept, no extra read at lease),
+a larger one under ``b.<id>.<p|r>.<n>``; an idempotency key's first event under ``k.<hash>``.
+
+The unfinished records (and those with a delivery pending) are kept in memory as last written
+or read, with their revisions, so a lease or an outcome writes without reading first (one
+gateway per prefix). Every write is still a compare-and-set: a copy that another writer made
+stale fails it, and the record is read again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
-import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from mlambda.events.queue import IDEMPOTENCY_WINDOW_S, QUEUED, Record
+from mlambda.events.queue import IDEMPOTENCY_WINDOW_S, QUEUED, RUNNING, Record
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 FIELDS = [name for name in Record.__dataclass_fields__ if name not in ("payload", "result")]
 Doc = dict[str, Any]
 Entry = tuple[Doc, int]  # a record and its revision
+# Bodies up to this size are kept inside the record (rewritten with each change of it).
+INLINE = 4096
+# The records kept in memory, at most (JSON bytes); past it, the others are read when used.
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 def token(text: str) -> str:
     """``text`` as one subject token or key part: [A-Za-z0-9_-] as is, other bytes as =XX."""
+    if SAFE.issuperset(text):  # an invocation id (a UUID), a function name: most often
+        return text
     return "".join(c if c in SAFE else "".join(f"={b:02x}" for b in c.encode()) for c in text)
 
 
@@ -42,8 +55,9 @@ def claim_key(record: Record) -> str:
     return f"k.{digest[:40]}"
 
 
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+# msgspec's codec: a record is encoded and decoded several times per event.
+dumps: Callable[[Any], bytes] = msgspec.json.encode
+loads: Callable[[bytes], Any] = msgspec.json.decode
 
 
 def finished(now: float, state: str, destination: str, values: Doc) -> Callable[[Doc], None]:
@@ -69,13 +83,39 @@ class Records:
         self.kv = kv
         self.chunk = chunk
         self.timeout_s = timeout_s
+        # id -> (the record's JSON, its revision): bytes, so that an edit that is not stored
+        # leaves the copy as it was.
+        self.cache: dict[str, tuple[bytes, int]] = {}
+        self.cached = 0  # bytes
+
+    def _keep(self, id: str, raw: bytes, revision: int, doc: Doc) -> None:
+        """Remember what the bucket holds under ``r.<id>`` now (forget a finished record)."""
+        self.forget(id)
+        live = doc["state"] in (QUEUED, RUNNING) or doc.get("delivery") == "pending"
+        if live and self.cached + len(raw) <= CACHE_BYTES:
+            self.cache[id] = (raw, revision)
+            self.cached += len(raw)
+
+    def forget(self, id: str) -> None:
+        if (gone := self.cache.pop(id, None)) is not None:
+            self.cached -= len(gone[0])
 
     async def entry(self, id: str) -> Entry | None:
+        if (kept := self.cache.get(id)) is not None:
+            return loads(kept[0]), kept[1]
+        return await self.read(id)
+
+    async def read(self, id: str) -> Entry | None:
+        """The record as the bucket has it now."""
         try:
             entry = await self.kv.get(record_key(id))
         except KeyNotFoundError:
+            self.forget(id)
             return None
-        return json.loads(entry.value or b"{}"), entry.revision or 0
+        raw, revision = entry.value or b"{}", entry.revision or 0
+        doc = loads(raw)
+        self._keep(id, raw, revision, doc)
+        return doc, revision
 
     async def change(
         self, id: str, edit: Callable[[Doc], bool], entry: Entry | None = None
@@ -83,33 +123,39 @@ class Records:
         """The record as ``edit`` changed it, by compare-and-set (read again if it changed
         meanwhile); None when there is none or ``edit`` returned False (left it)."""
         for attempt in itertools.count():
-            entry = entry or await self.entry(id)
+            entry = entry or (await self.entry(id) if attempt == 0 else await self.read(id))
             if entry is None or not edit(entry[0]):
                 return None
+            raw = dumps(entry[0])
             try:
-                await self.kv.update(record_key(id), dumps(entry[0]), last=entry[1])
+                revision = await self.kv.update(record_key(id), raw, last=entry[1])
             except KeyWrongLastSequenceError:
                 if attempt >= 2:
                     raise
                 entry = None
                 continue
+            except BaseException:
+                self.forget(id)  # stored or not: unknown, so read it again next time
+                raise
+            self._keep(id, raw, revision, entry[0])
             return entry[0]
         raise AssertionError("unreachable")
 
     async def create(self, record: Record) -> Doc:
         """A new record, queued and visible at once, its bodies stored first."""
         doc: Doc = {name: getattr(record, name) for name in FIELDS}
-        doc.update(visible_at=record.enqueued_at, lease_until=None, gen=0, result_chunks=None)
-        doc["payload_chunks"] = await self.put_body(record.id, "p", record.payload)
-        if record.result is not None:
-            doc["result_chunks"] = await self.put_body(record.id, "r", record.result)
-        await self.kv.create(record_key(record.id), dumps(doc))
+        doc.update(visible_at=record.enqueued_at, lease_until=None, gen=0)
+        doc.update(await self.put_body(record.id, "payload", record.payload))
+        doc.update(await self.put_body(record.id, "result", record.result))
+        raw = dumps(doc)
+        revision = await self.kv.create(record_key(record.id), raw)
+        self._keep(record.id, raw, revision, doc)
         return doc
 
     async def first(self, record: Record) -> Record | None:
         """The event the record's idempotency key made within the window, if any."""
         try:
-            claim = json.loads((await self.kv.get(claim_key(record))).value or b"{}")
+            claim = loads((await self.kv.get(claim_key(record))).value or b"{}")
         except KeyNotFoundError:
             return None
         if claim["enqueued_at"] <= record.enqueued_at - IDEMPOTENCY_WINDOW_S:
@@ -122,24 +168,29 @@ class Records:
         claim = {"id": record.id, "enqueued_at": record.enqueued_at}
         await self.kv.put(claim_key(record), dumps(claim))
 
-    async def put_body(self, id: str, part: str, body: bytes) -> int:
-        size, key = self.chunk, f"b.{token(id)}.{part}"
+    async def put_body(self, id: str, part: str, body: bytes | None) -> Doc:
+        """The record's fields for its ``part`` ("payload" or "result"): the body inside when
+        small, else the count of its chunks, stored (and acknowledged) first."""
+        if body is None or len(body) <= INLINE:
+            text = None if body is None else base64.b64encode(body).decode()
+            return {f"{part}_b64": text, f"{part}_chunks": None}
+        size, key = self.chunk, f"b.{token(id)}.{part[0]}"
         chunks = [body[at : at + size] for at in range(0, len(body), size)]
         await asyncio.gather(*(self.kv.put(f"{key}.{n}", c) for n, c in enumerate(chunks)))
-        return len(chunks)
+        return {f"{part}_b64": None, f"{part}_chunks": len(chunks)}
 
-    async def get_body(self, id: str, part: str, chunks: int | None) -> bytes | None:
-        if chunks is None:
+    async def get_body(self, doc: Doc, part: str) -> bytes | None:
+        if (text := doc.get(f"{part}_b64")) is not None:
+            return base64.b64decode(text)
+        if (chunks := doc.get(f"{part}_chunks")) is None:
             return None
-        key = f"b.{token(id)}.{part}"
+        key = f"b.{token(doc['id'])}.{part[0]}"
         found = await asyncio.gather(*(self.kv.get(f"{key}.{n}") for n in range(chunks)))
         return b"".join(entry.value or b"" for entry in found)
 
     async def record(self, doc: Doc) -> Record:
-        payload, result = await asyncio.gather(
-            self.get_body(doc["id"], "p", doc["payload_chunks"]),
-            self.get_body(doc["id"], "r", doc["result_chunks"]),
-        )
+        payload = await self.get_body(doc, "payload")
+        result = await self.get_body(doc, "result")
         return Record(**{name: doc[name] for name in FIELDS}, payload=payload or b"", result=result)
 
     async def records(self, docs: list[Doc]) -> list[Record]:
@@ -151,7 +202,12 @@ class Records:
         found = []
         try:
             while (entry := await watcher.updates(timeout=self.timeout_s)) is not None:
-                found.append((json.loads(entry.value or b"{}"), entry.revision or 0))
+                raw, revision = entry.value or b"{}", entry.revision or 0
+                doc = loads(raw)
+                found.append((doc, revision))
+                # Not over a newer copy: a change may have been stored while this scan ran.
+                if revision > self.cache.get(doc["id"], (b"", 0))[1]:
+                    self._keep(doc["id"], raw, revision, doc)
         finally:
             await watcher.stop()
         return found
