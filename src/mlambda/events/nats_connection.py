@@ -16,7 +16,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.errors import NotFoundError as StreamNotFoundError
 from nats.js.kv import KeyValue
 
-from mlambda.events.nats_records import Doc, Records, dumps, token
+from mlambda.events.nats_records import Doc, Records, Writer, dumps, token
 from mlambda.security.ratelimit import redacted_url
 
 log = logging.getLogger("mlambda.events")
@@ -42,7 +42,7 @@ class Connection:
         """The message that stands for the record's generation."""
         subject = f"{self.prefix}.events.{token(doc['function'])}"
         body = dumps({"id": doc["id"], "gen": doc["gen"]})
-        await self.js.publish(subject, body, stream=self.stream)
+        await self.records.writer.publish(subject, body, {"Nats-Expected-Stream": self.stream})
 
     async def settle(self, reply: Awaitable[None]) -> None:
         """An ack or nak, flushed: the server has it when this returns. The replies sent in
@@ -132,7 +132,7 @@ async def connect(url: str, server: str, name: str, prefix: str) -> Connection:
         await nc.close()
         raise
     # What a KV entry's subject and headers leave of max_payload.
-    records = Records(kv, max(1024, nc.max_payload - 4096), TIMEOUT_S)
+    records = Records(kv, Writer(nc, TIMEOUT_S), max(1024, nc.max_payload - 4096), TIMEOUT_S)
     return Connection(nc, js, records, prefix, stream)
 
 

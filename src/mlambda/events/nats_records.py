@@ -10,7 +10,9 @@ a larger one under ``b.<id>.<p|r>.<n>``; an idempotency key's first event under 
 The unfinished records (and those with a delivery pending) are kept in memory as last written
 or read, with their revisions, so a lease or an outcome writes without reading first (one
 gateway per prefix). Every write is still a compare-and-set: a copy that another writer made
-stale fails it, and the record is read again.
+stale fails it, and the record is read again. The writes (and the events' messages) go
+through one ``Writer``: what nats-py's ``kv.update`` sends, without a timer and an inbox token
+per request, which at one write per lease and one per outcome was much of a drain's CPU time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.errors import (
+    APIError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoStreamResponseError,
+)
 from nats.js.kv import KeyValue
 
 from mlambda.events.queue import IDEMPOTENCY_WINDOW_S, QUEUED, RUNNING, Record
@@ -76,11 +86,82 @@ def queued(now: float, delay_s: float, values: Doc, count: int) -> Callable[[Doc
     return edit
 
 
+class Turn:
+    """The publishes of one event-loop turn, and the timer they share."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[Msg]] = []
+        self.left = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def expire(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(nats.errors.TimeoutError())
+
+
+class Writer:
+    """JetStream publishes, each returning once JetStream acknowledged it (its sequence), as
+    ``js.publish`` does, but without its per-request costs: the replies come to one wildcard
+    inbox, matched by a counter token, and the publishes of one event-loop turn share one timer
+    (nats-py's flusher already writes them out together). An error is its own caller's."""
+
+    def __init__(self, nc: Client, timeout_s: float) -> None:
+        self.nc = nc
+        self.timeout_s = timeout_s
+        self.inbox = ""  # subscribed on first use
+        self.tokens = itertools.count()
+        self.waiting: dict[str, asyncio.Future[Msg]] = {}
+        self.turn: Turn | None = None  # this event-loop turn's publishes
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> int:
+        if not self.inbox:
+            inbox = f"{self.nc.new_inbox()}."
+            await self.nc.subscribe(f"{inbox}*", cb=self._reply)
+            self.inbox = self.inbox or inbox  # two first calls: the other's subscription idles
+        token = str(next(self.tokens))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        if (turn := self.turn) is None:
+            turn = self.turn = Turn()
+            loop.call_soon(self._next_turn)
+            turn.timer = loop.call_later(self.timeout_s, turn.expire)
+        turn.futures.append(future)
+        turn.left += 1
+        self.waiting[token] = future
+        try:
+            await self.nc.publish(subject, payload, reply=self.inbox + token, headers=headers)
+            msg = await future
+        finally:
+            self.waiting.pop(token, None)
+            turn.left -= 1  # the last one answered: no timer left to fire
+            if not turn.left and turn.timer is not None:
+                turn.timer.cancel()
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise NoStreamResponseError
+        ack = loads(msg.data)
+        if "error" in ack:
+            if ack["error"].get("err_code") in (10071, 10164):  # wrong last sequence
+                raise KeyWrongLastSequenceError(description=ack["error"].get("description"))
+            raise APIError.from_error(ack["error"])
+        return int(ack["seq"])
+
+    def _next_turn(self) -> None:
+        self.turn = None
+
+    async def _reply(self, msg: Msg) -> None:
+        future = self.waiting.get(msg.subject[len(self.inbox) :])
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+
 class Records:
     """The records in the bucket ``kv``; a body is cut into entries of ``chunk`` bytes."""
 
-    def __init__(self, kv: KeyValue, chunk: int, timeout_s: float) -> None:
+    def __init__(self, kv: KeyValue, writer: Writer, chunk: int, timeout_s: float) -> None:
         self.kv = kv
+        self.writer = writer
+        self.subject = kv._pre  # what ``kv.put`` publishes to, the key after it
         self.chunk = chunk
         self.timeout_s = timeout_s
         # id -> (the record's JSON, its revision): bytes, so that an edit that is not stored
@@ -99,6 +180,11 @@ class Records:
     def forget(self, id: str) -> None:
         if (gone := self.cache.pop(id, None)) is not None:
             self.cached -= len(gone[0])
+
+    async def _put(self, key: str, value: bytes, last: int | None = None) -> int:
+        """``kv.put``, or with ``last`` ``kv.update`` (a compare-and-set), through the writer."""
+        headers = None if last is None else {"Nats-Expected-Last-Subject-Sequence": str(last)}
+        return await self.writer.publish(self.subject + key, value, headers)
 
     async def entry(self, id: str) -> Entry | None:
         if (kept := self.cache.get(id)) is not None:
@@ -128,7 +214,7 @@ class Records:
                 return None
             raw = dumps(entry[0])
             try:
-                revision = await self.kv.update(record_key(id), raw, last=entry[1])
+                revision = await self._put(record_key(id), raw, last=entry[1])
             except KeyWrongLastSequenceError:
                 if attempt >= 2:
                     raise
@@ -148,7 +234,10 @@ class Records:
         doc.update(await self.put_body(record.id, "payload", record.payload))
         doc.update(await self.put_body(record.id, "result", record.result))
         raw = dumps(doc)
-        revision = await self.kv.create(record_key(record.id), raw)
+        try:
+            revision = await self._put(record_key(record.id), raw, last=0)
+        except KeyWrongLastSequenceError:  # kv.create tells a deleted key from one there
+            revision = await self.kv.create(record_key(record.id), raw)
         self._keep(record.id, raw, revision, doc)
         return doc
 
@@ -166,7 +255,7 @@ class Records:
     async def claim(self, record: Record) -> None:
         """The record as the first event of its idempotency key."""
         claim = {"id": record.id, "enqueued_at": record.enqueued_at}
-        await self.kv.put(claim_key(record), dumps(claim))
+        await self._put(claim_key(record), dumps(claim))
 
     async def put_body(self, id: str, part: str, body: bytes | None) -> Doc:
         """The record's fields for its ``part`` ("payload" or "result"): the body inside when
@@ -176,7 +265,7 @@ class Records:
             return {f"{part}_b64": text, f"{part}_chunks": None}
         size, key = self.chunk, f"b.{token(id)}.{part[0]}"
         chunks = [body[at : at + size] for at in range(0, len(body), size)]
-        await asyncio.gather(*(self.kv.put(f"{key}.{n}", c) for n, c in enumerate(chunks)))
+        await asyncio.gather(*(self._put(f"{key}.{n}", c) for n, c in enumerate(chunks)))
         return {f"{part}_b64": None, f"{part}_chunks": len(chunks)}
 
     async def get_body(self, doc: Doc, part: str) -> bytes | None:
