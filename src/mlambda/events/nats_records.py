@@ -89,10 +89,10 @@ def queued(now: float, delay_s: float, values: Doc, count: int) -> Callable[[Doc
 class Turn:
     """The publishes of one event-loop turn, and the timer they share."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self.futures: list[asyncio.Future[Msg]] = []
         self.left = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer = loop.call_later(timeout_s, self.expire)
 
     def expire(self) -> None:
         for future in self.futures:
@@ -123,9 +123,8 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Msg] = loop.create_future()
         if (turn := self.turn) is None:
-            turn = self.turn = Turn()
+            turn = self.turn = Turn(loop, self.timeout_s)
             loop.call_soon(self._next_turn)
-            turn.timer = loop.call_later(self.timeout_s, turn.expire)
         turn.futures.append(future)
         turn.left += 1
         self.waiting[token] = future
@@ -135,7 +134,7 @@ class Writer:
         finally:
             self.waiting.pop(token, None)
             turn.left -= 1  # the last one answered: no timer left to fire
-            if not turn.left and turn.timer is not None:
+            if not turn.left:
                 turn.timer.cancel()
         if msg.headers and msg.headers.get("Status") == "503":
             raise NoStreamResponseError
