@@ -82,12 +82,23 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         framework=args.framework or "",
         trust_pickle=args.trust_pickle,
     )
-    reply = _client(settings).deploy(spec.name, archive)
+    reply = _client(settings).deploy(
+        spec.name,
+        archive,
+        publish=args.publish,
+        alias=args.alias,
+        description=args.description or "",
+    )
     function = reply["function"]
     if reply["changed"]:
         print(f"deployed {function['name']} {function['version']} ({function['digest']})")
     else:
         print(f"{function['name']} is unchanged ({function['digest']}); nothing to do")
+    if "published" in reply:
+        print(f"published {function['name']}:{reply['published']['version']}")
+    if "alias" in reply:
+        alias = reply["alias"]
+        print(f"{function['name']}:{alias['name']} -> {alias['version']}")
     return 0
 
 
@@ -191,6 +202,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
+    name, _, qualifier = args.name.partition(":")
+    if qualifier:
+        if not qualifier.isdigit():
+            message = f"{args.name}: rm takes NAME or NAME:VERSION; for an alias: mlambda alias rm"
+            raise errors.InvalidRequest(f"{message} {name} {qualifier}")
+        reply = _client(settings).delete_version(name, qualifier)
+        print(f"removed {reply['deleted']}")
+        return 0
     reply = _client(settings).remove(args.name)
     print(f"removed {reply['deleted']}")
     return 0
@@ -265,13 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a joblib/pickle model file (it runs code when loaded: only your own files)",
     )
+    deploy.add_argument(
+        "--publish", action="store_true", help="then publish $LATEST as the next version"
+    )
+    deploy.add_argument(
+        "--alias", metavar="ALIAS", help="then publish and point ALIAS at the new version"
+    )
+    deploy.add_argument("--description", help="with --publish: a note kept with the version")
     deploy.set_defaults(run=cmd_deploy)
 
     invoke = commands.add_parser(
         "invoke", help="invoke a function; prints its result JSON on stdout"
     )
     invoke.add_argument(
-        "name", metavar="NAME", help="the function to invoke (as `mlambda ls` shows it)"
+        "name",
+        metavar="NAME[:QUALIFIER]",
+        help="the function to invoke (as `mlambda ls` shows it); NAME:2 or NAME:ALIAS for a "
+        "version or an alias",
     )
     invoke.add_argument(
         "--data", "-d", help="event JSON, @FILE to read a file, or - for stdin (default {})"
@@ -297,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     show.set_defaults(run=cmd_show)
 
-    rm = commands.add_parser("rm", help="remove a function (its instances stop)")
-    rm.add_argument("name")
+    rm = commands.add_parser(
+        "rm", help="remove a function with its versions and aliases, or one version (NAME:N)"
+    )
+    rm.add_argument("name", metavar="NAME[:VERSION]")
     rm.set_defaults(run=cmd_rm)
 
     logs = commands.add_parser("logs", help="print a function's logs (START/END/REPORT and output)")
@@ -312,11 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     from mlambda.admin_cli import add_commands
     from mlambda.async_cli import add_commands as add_async_commands
     from mlambda.queue_cli import add_commands as add_queue_commands
+    from mlambda.versions_cli import add_commands as add_version_commands
 
     admin = [
         *add_commands(commands, _with_client),
         *add_async_commands(commands, _with_client),
         *add_queue_commands(commands, _with_client),
+        *add_version_commands(commands, _with_client),
     ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)

@@ -59,14 +59,64 @@ class Client:
         function_error = errors.FUNCTION_ERROR_HEADER in response.headers
         raise errors.from_response(response.status_code, body, function_error)
 
-    def deploy(self, name: str, archive: bytes) -> dict[str, Any]:
+    def deploy(
+        self,
+        name: str,
+        archive: bytes,
+        publish: bool = False,
+        alias: str | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        params: dict[str, str] = {}
+        if publish or alias:
+            params["publish"] = "1"
+        if alias:
+            params["alias"] = alias
+        if description:
+            params["description"] = description
         response = self._request(
             "PUT",
             f"/v1/functions/{name}",
+            params=params,
             content=archive,
             headers={"Content-Type": "application/gzip"},
         )
         return response.json()
+
+    def publish(self, name: str, description: str = "") -> dict[str, Any]:
+        body = {"description": description}
+        return self._request("POST", f"/v1/functions/{name}/versions", json=body).json()
+
+    def versions(self, name: str) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", f"/v1/functions/{name}/versions").json()["versions"]
+
+    def delete_version(self, name: str, version: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/v1/functions/{name}/versions/{version}").json()
+
+    def aliases(self, name: str) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", f"/v1/functions/{name}/aliases").json()["aliases"]
+
+    def alias(self, name: str, alias: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/functions/{name}/aliases/{alias}").json()
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: str,
+        weights: dict[str, float] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"version": version, "weights": weights or {}}
+        if description is not None:
+            body["description"] = description
+        return self._request("PUT", f"/v1/functions/{name}/aliases/{alias}", json=body).json()
+
+    def rollback(self, name: str, alias: str) -> dict[str, Any]:
+        return self._request("POST", f"/v1/functions/{name}/aliases/{alias}/rollback").json()
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", f"/v1/functions/{name}/aliases/{alias}")
 
     def invoke(self, name: str, payload: bytes) -> bytes:
         response = self._request(

@@ -81,6 +81,20 @@ class FunctionNotFound(NotFound):
     pass
 
 
+class Conflict(ClientError):
+    """The resource is in a state that refuses the change (an alias still points at it...)."""
+
+    status = 409
+    error_type = "ResourceConflictException"
+
+
+class PreconditionFailed(ClientError):
+    """A RevisionId (or CodeSha256) given as a precondition no longer matches."""
+
+    status = 412
+    error_type = "PreconditionFailedException"
+
+
 class PayloadTooLarge(ClientError):
     status = 413
     error_type = "RequestTooLargeException"
@@ -163,6 +177,8 @@ _BY_TYPE: dict[str, type[MlambdaError]] = {
         Unauthorized,
         Forbidden,
         FunctionNotFound,
+        Conflict,
+        PreconditionFailed,
         PayloadTooLarge,
         Throttled,
         ArtifactCorrupted,

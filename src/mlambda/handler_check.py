@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.util
 from pathlib import Path
 
 from mlambda.errors import InvalidSpec
+from mlambda.runtime.loaders import FRAMEWORKS
 from mlambda.spec import SPEC_FILE, FunctionSpec
 
 # Larger modules are left to the first import (the check is a convenience, not a guarantee).
@@ -81,3 +83,24 @@ def check_handler_defined(spec: FunctionSpec, task_root: Path) -> None:
         f"{SPEC_FILE}: function.handler {spec.handler!r}: module {module!r} defines no "
         f"{function!r}{hint}"
     )
+
+
+def check_runtime_installed(spec: FunctionSpec) -> None:
+    """A model function's runtime packages must be importable where its instances run."""
+    if not spec.is_model:
+        return
+    framework = FRAMEWORKS[spec.framework]
+    missing = [name for name in framework.requires if not _importable(name)]
+    if missing:
+        raise InvalidSpec(
+            f"the {framework.name} runtime needs {', '.join(missing)}, which is not installed "
+            f"where mlambda serve runs: pip install 'mlambda[{framework.extra}]' (from the "
+            f"mlambda checkout: pip install -e '.[{framework.extra}]')"
+        )
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import socket
@@ -24,20 +23,19 @@ from mlambda.events.asyncinvoke import AsyncInvoker
 from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
 from mlambda.events.queues import PlatformQueues
-from mlambda.handler_check import check_handler_defined
+from mlambda.handler_check import check_handler_defined, check_runtime_installed
 from mlambda.observe.logs import LogSink
-from mlambda.observe.memory import memory_kb
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
+from mlambda.observe.processes import process_rows
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.environment import THREAD_POOL_VARIABLES
 from mlambda.pool.invocation import Invocation
 from mlambda.pool.pool import Pool
 from mlambda.registry import FunctionRecord, Registry
-from mlambda.registry.model import is_unchanged
-from mlambda.router import Router, not_found_message
-from mlambda.runtime.loaders import FRAMEWORKS
+from mlambda.registry.model import LATEST, is_unchanged
+from mlambda.router import Router, not_found_message, pool_key
 from mlambda.security.audit import AuditLog
 from mlambda.security.crypto import MasterKeyError
 from mlambda.security.keys import KeyStore
@@ -49,6 +47,7 @@ from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
 from mlambda.store import LocalStore
 from mlambda.store.base import ArtifactStore, digest_of
 from mlambda.urlconfig import UrlSpec
+from mlambda.versioning import Versioning
 
 log = logging.getLogger("mlambda")
 
@@ -88,7 +87,10 @@ class Platform:
             settings.max_unpacked_bytes, settings.max_bundle_files, settings.max_bundle_ratio
         )
         cache = BundleCache(data / "cache", self.store, self.unpack_limits)
-        self.router = Router(self.registry, cache, self._make_pool, retire=self._collect)
+        self.router = Router(
+            self.registry, cache, self._make_pool, retire=self._collect, region=settings.region
+        )
+        self.versions = Versioning(self.registry, self.router, self._collect, self.metrics)
         # Asynchronous invocations: the durable queue and its dispatcher (events/).
         self.async_configs = AsyncConfigs(self.registry, self.current)
         consumer = f"{socket.gethostname()}:{data}"
@@ -232,7 +234,10 @@ class Platform:
         request_id: str | None = None,
         background: bool = False,
     ) -> Invocation:
-        pool = await self.router.pool_for(name)
+        """Run one call of ``name``: ``qualifier`` ("", $LATEST, a version or an alias) picks
+        the version; the invocation says which one ran."""
+        version = self.router.resolve(name, qualifier)
+        pool = await self.router.pool_for(name, version)
         await self._admit(pool)
         return await pool.invoke(
             payload,
@@ -271,17 +276,18 @@ class Platform:
             pool.metadata = invocation.body
         return pool.metadata
 
-    def current(self, name: str) -> FunctionRecord:
-        """The function's record as its live pool has it (no registry read), else the
+    def current(self, name: str, version: str = LATEST) -> FunctionRecord:
+        """A version's record as its live pool has it (no registry read), else the
         registry's; FunctionNotFound when there is none. Starts nothing."""
-        pool = self.router.pools.get(name)
-        return pool.record if pool is not None else self.get(name)
+        pool = self.router.pools.get(pool_key(name, version))
+        return pool.record if pool is not None else self.router.record(name, version)
 
-    def url_config(self, name: str) -> UrlSpec | None:
-        """A function's [function.url] (None: none set, or no such function), without starting
-        anything: an anonymous request must not make the platform do work."""
+    def url_config(self, name: str, qualifier: str = "") -> UrlSpec | None:
+        """The [function.url] of the version a URL names (an alias: its main version); None
+        when none is set or there is no such function. Starts nothing: an anonymous request
+        must not make the platform do work."""
         try:
-            return self.current(name).spec.url
+            return self.current(name, self.router.main_version(name, qualifier)).spec.url
         except FunctionNotFound:
             return None
 
@@ -309,65 +315,11 @@ class Platform:
 
     def processes(self) -> list[dict[str, object]]:
         """Every process the platform runs: zygotes, templates and instances, with memory."""
-        now = time.time()
-        rows: list[dict[str, object]] = []
-        for shared in self.backend.shared_processes():
-            state = "waiting" if shared.kind == "spare" else "ready"
-            row = _process_row(
-                shared.kind, shared.name, shared.pid, state, "", shared.started_at, now
-            )
-            rows.append(row)
-        for name, pool in sorted(self.router.pools.items()):
-            for instance in pool.instances:
-                state = "busy" if instance.active else instance.state.value
-                state = "idle" if state == "ready" else state
-                rows.append(
-                    _process_row(
-                        "instance", name, instance.pid, state, instance.tier, instance.created, now
-                    )
-                )
-        return rows
+        return process_rows(self.backend.shared_processes(), self.router.pools, time.time())
 
     def instances(self, name: str) -> dict[str, int]:
         pool = self.router.pools.get(name)
         return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
-
-
-def _process_row(
-    kind: str, name: str, pid: int, state: str, tier: str, started: float, now: float
-) -> dict[str, object]:
-    rss, pss = memory_kb(pid)
-    return {
-        "kind": kind,
-        "function": name,
-        "pid": pid,
-        "state": state,
-        "tier": tier,
-        "ageSeconds": round(now - started, 1),
-        "rssKiB": rss,
-        "pssKiB": pss,
-    }
-
-
-def check_runtime_installed(spec: FunctionSpec) -> None:
-    """A model function's runtime packages must be importable where its instances run."""
-    if not spec.is_model:
-        return
-    framework = FRAMEWORKS[spec.framework]
-    missing = [name for name in framework.requires if not _importable(name)]
-    if missing:
-        raise InvalidSpec(
-            f"the {framework.name} runtime needs {', '.join(missing)}, which is not installed "
-            f"where mlambda serve runs: pip install 'mlambda[{framework.extra}]' (from the "
-            f"mlambda checkout: pip install -e '.[{framework.extra}]')"
-        )
-
-
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Backend:

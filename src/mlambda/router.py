@@ -1,9 +1,11 @@
-"""Router: function name -> the Pool serving its current version (created on first use)."""
+"""Router: name[:qualifier] -> a version (an alias picks by weight) -> the Pool serving that
+version (created on first use). Each version has its own pool, instances and template."""
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from mlambda.cache import BundleCache
 from mlambda.errors import FunctionNotFound
 from mlambda.pool.pool import Pool
 from mlambda.registry import FunctionRecord, Registry
+from mlambda.registry.model import LATEST, Alias, is_version, pick
+from mlambda.runtime.context import function_arn
 
 PoolFactory = Callable[[FunctionRecord, str], Pool]
 
@@ -22,32 +26,91 @@ class Router:
         cache: BundleCache,
         make_pool: PoolFactory,
         retire: Callable[[str], None] = lambda digest: None,
+        draw: Callable[[], float] = random.random,
+        region: str = "us-east-1",
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.make_pool = make_pool
         # Called with a replaced version's digest once its pool has drained.
         self.retire = retire
+        self.draw = draw
+        self.region = region  # for the ARN an unknown version or alias is named by
+        # Keyed by pool_key: the function's name for $LATEST, NAME:N for version N.
         self.pools: dict[str, Pool] = {}
         self._creating: dict[str, asyncio.Task[Pool]] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        # Each function's aliases, read once and dropped when one changes (forget_aliases).
+        self._aliases: dict[str, dict[str, Alias]] = {}
 
-    async def pool_for(self, name: str) -> Pool:
-        pool = self.pools.get(name)
-        if pool is not None:
-            return pool
-        task = self._creating.get(name)
-        if task is None:
-            task = self._creating[name] = asyncio.get_running_loop().create_task(self._create(name))
-            task.add_done_callback(lambda _: self._creating.pop(name, None))
-        return await asyncio.shield(task)
+    def resolve(self, name: str, qualifier: str = "") -> str:
+        """The version a call of ``name`` with ``qualifier`` ("", $LATEST, a version number or
+        an alias) runs; an alias with weights picks one per call."""
+        if qualifier in ("", LATEST) or is_version(qualifier):
+            return qualifier or LATEST
+        alias = self.alias(name, qualifier)
+        if alias is None:
+            self.function(name)  # an unknown function is named as such
+            raise FunctionNotFound(
+                f"Function not found: {function_arn(name, qualifier, self.region)}"
+            )
+        return pick(alias.routing, self.draw())
 
-    async def _create(self, name: str) -> Pool:
+    def main_version(self, name: str, qualifier: str) -> str:
+        """The version a qualifier names without a weighted pick (an alias: its main one)."""
+        if qualifier in ("", LATEST) or is_version(qualifier):
+            return qualifier or LATEST
+        alias = self.alias(name, qualifier)
+        if alias is None:
+            raise FunctionNotFound(
+                f"Function not found: {function_arn(name, qualifier, self.region)}"
+            )
+        return alias.routing.version
+
+    def alias(self, name: str, alias: str) -> Alias | None:
+        known = self._aliases.get(name)
+        if known is None:
+            known = self._aliases[name] = {a.name: a for a in self.registry.releases.aliases(name)}
+        return known.get(alias)
+
+    def forget_aliases(self, name: str) -> None:
+        self._aliases.pop(name, None)
+
+    def function(self, name: str) -> FunctionRecord:
         record = self.registry.get(name)
         if record is None:
             raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
+        return record
+
+    async def pool_for(self, name: str, version: str = LATEST) -> Pool:
+        key = pool_key(name, version)
+        pool = self.pools.get(key)
+        if pool is not None:
+            return pool
+        task = self._creating.get(key)
+        if task is None:
+            task = self._creating[key] = asyncio.get_running_loop().create_task(
+                self._create(name, version)
+            )
+            task.add_done_callback(lambda _: self._creating.pop(key, None))
+        return await asyncio.shield(task)
+
+    def record(self, name: str, version: str = LATEST) -> FunctionRecord:
+        """The record of one version ($LATEST or published); FunctionNotFound if none."""
+        if version == LATEST:
+            return self.function(name)
+        record = self.registry.releases.version(name, version)
+        if record is None:
+            self.function(name)
+            raise FunctionNotFound(
+                f"Function not found: {function_arn(name, version, self.region)}"
+            )
+        return record
+
+    async def _create(self, name: str, version: str) -> Pool:
+        record = self.record(name, version)
         task_root = await asyncio.to_thread(self.prepare, record.digest)
-        pool = self.pools[name] = self.make_pool(record, str(task_root))
+        pool = self.pools[pool_key(name, version)] = self.make_pool(record, str(task_root))
         pool.start()
         return pool
 
@@ -66,7 +129,13 @@ class Router:
         pool.prepare()
 
     async def remove(self, name: str) -> None:
-        pool = self.pools.pop(name, None)
+        """Stop every version's pool of a removed function."""
+        self.forget_aliases(name)
+        pools = [self.pools.pop(k) for k, p in list(self.pools.items()) if p.record.name == name]
+        await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
+
+    async def remove_version(self, name: str, version: str) -> None:
+        pool = self.pools.pop(pool_key(name, version), None)
         if pool is not None:
             await pool.close()
 
@@ -88,6 +157,10 @@ class Router:
         for task in list(self._draining):
             task.cancel()
         await asyncio.gather(*self._draining, return_exceptions=True)
+
+
+def pool_key(name: str, version: str) -> str:
+    return name if version == LATEST else f"{name}:{version}"
 
 
 def not_found_message(name: str, known: list[str]) -> str:

@@ -33,7 +33,7 @@ class Limits:
     max_ratio: int = 200
 
 
-class _Budget:
+class Budget:
     """Counts members and bytes against the limits as an archive is read."""
 
     def __init__(self, limits: Limits, compressed: int) -> None:
@@ -88,7 +88,7 @@ def members(
 ) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
     """Each member in order, checked and counted; its content when ``read(name)`` says so.
     The archive is inflated as it is read: a bomb stops at the first member past a limit."""
-    budget = _Budget(limits, len(archive))
+    budget = Budget(limits, len(archive))
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r|gz") as tar:
             for member in tar:
@@ -104,7 +104,7 @@ def members(
 
 def extract(archive: bytes, target: Path, limits: Limits) -> None:
     """Unpack into ``target`` (made here), every member checked again as it is written."""
-    budget = _Budget(limits, len(archive))
+    budget = Budget(limits, len(archive))
 
     def guarded(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
         budget.take(member)

@@ -83,13 +83,21 @@ def test_metrics_count_invocations_errors_and_cold_starts(server, make_function)
     server.client.invoke("chatty", b"{}")
     server.http("POST", "/v1/functions/chatty/invoke", json={"fail": True})
     text = server.http("GET", "/metrics").text
-    assert 'mlambda_invocations_total{function="chatty",outcome="success"} 1.0' in text
-    assert 'mlambda_invocations_total{function="chatty",outcome="error"} 1.0' in text
-    assert 'mlambda_errors_total{error_type="RuntimeError",function="chatty"} 1.0' in text
-    assert 'mlambda_cold_starts_total{function="chatty"} 1.0' in text
-    assert 'mlambda_duration_seconds_count{function="chatty"} 2.0' in text
-    assert 'mlambda_init_duration_seconds_count{function="chatty"} 1.0' in text
-    assert 'mlambda_instances{function="chatty",state="idle"} 1.0' in text
+    assert (
+        'mlambda_invocations_total{function="chatty",outcome="success",version="$LATEST"} 1.0'
+        in text
+    )
+    assert (
+        'mlambda_invocations_total{function="chatty",outcome="error",version="$LATEST"} 1.0' in text
+    )
+    assert (
+        'mlambda_errors_total{error_type="RuntimeError",function="chatty",version="$LATEST"} 1.0'
+        in text
+    )
+    assert 'mlambda_cold_starts_total{function="chatty",version="$LATEST"} 1.0' in text
+    assert 'mlambda_duration_seconds_count{function="chatty",version="$LATEST"} 2.0' in text
+    assert 'mlambda_init_duration_seconds_count{function="chatty",version="$LATEST"} 1.0' in text
+    assert 'mlambda_instances{function="chatty",state="idle",version="$LATEST"} 1.0' in text
 
 
 def test_logs_of_an_unknown_function_is_404(server):

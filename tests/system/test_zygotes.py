@@ -47,7 +47,8 @@ def zygote_server(tmp_path):
 
 def _starts(server: Server, function: str) -> dict[str, float]:
     metrics = server.http("GET", "/metrics").text
-    pattern = rf'mlambda_instance_start_total{{function="{function}",tier="(\w+)"}} (\S+)'
+    labels = rf'function="{function}",tier="(\w+)",version="\$LATEST"'
+    pattern = rf"mlambda_instance_start_total{{{labels}}} (\S+)"
     return {tier: float(count) for tier, count in re.findall(pattern, metrics)}
 
 

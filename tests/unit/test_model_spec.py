@@ -411,7 +411,7 @@ def test_a_pickle_model_with_a_trailing_slash_is_still_refused():
 
 def test_a_runtime_whose_packages_are_missing_is_refused_at_deploy_naming_the_extra(monkeypatch):
     from mlambda.errors import InvalidSpec
-    from mlambda.platform import check_runtime_installed
+    from mlambda.handler_check import check_runtime_installed
     from mlambda.runtime import loaders
     from mlambda.spec import spec_from_dict
 

@@ -98,6 +98,14 @@ def test_scopes_cover_needs(scopes, need, allowed):
         ("GET", "/v2/models/fraud", Need("read", "fraud")),
         ("PATCH", "/fn/fraud/a/b", Need("invoke", "fraud")),
         ("GET", "/fn/fraud", Need("invoke", "fraud")),
+        ("GET", "/v1/functions/fraud/versions", Need("read", "fraud")),
+        ("POST", "/v1/functions/fraud/versions", Need("deploy", "fraud")),
+        ("DELETE", "/v1/functions/fraud/versions/2", Need("deploy", "fraud")),
+        ("GET", "/v1/functions/fraud/aliases/live", Need("read", "fraud")),
+        ("PUT", "/v1/functions/fraud/aliases/live", Need("deploy", "fraud")),
+        ("POST", "/v1/functions/fraud/aliases/live/rollback", Need("deploy", "fraud")),
+        ("POST", "/v1/functions/fraud:live/invoke", Need("invoke", "fraud")),
+        ("GET", "/fn/fraud:live/a", Need("invoke", "fraud")),
         ("POST", "/v1/keys", Need("admin")),
         ("DELETE", "/v1/keys/MLK123", Need("admin")),
         ("GET", "/v1/audit", Need("admin")),
@@ -127,6 +135,7 @@ def test_every_route_in_the_openapi_document_needs_what_the_table_says_for_every
             .replace("{version}", "1")
             .replace("{path}", "a")
             .replace("{key}", "MLK1")
+            .replace("{alias}", "live")
         )
         for method in (m for m in item if m != "parameters"):
             need = need_for(method.upper(), concrete)

@@ -420,7 +420,9 @@ def _closed(handle: ForkServerHandle | None) -> bool:
 
 
 def _template_key(request: StartRequest) -> bytes:
-    return request.task_root.encode() + b"\0" + msgspec.json.encode(request.spec)
+    # Per version: a template's instances report the version they serve.
+    head = f"{request.task_root}\0{request.function_version}\0".encode()
+    return head + msgspec.json.encode(request.spec)
 
 
 def _out_of_memory_during_init(configure: protocol.Configure | None) -> dict[str, str]:

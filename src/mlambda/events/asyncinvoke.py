@@ -79,9 +79,15 @@ class AsyncInvoker:
     # -- accepting ------------------------------------------------------------------------------
 
     async def accept(
-        self, function: str, payload: bytes, idempotency_key: str | None = None
+        self,
+        function: str,
+        payload: bytes,
+        idempotency_key: str | None = None,
+        version: str = "",
     ) -> Record:
-        """Store the event (durably, before returning) and wake the dispatcher."""
+        """Store the event (durably, before returning) and wake the dispatcher. ``version``:
+        the published version to run (a qualified call, its alias resolved now); "" runs
+        $LATEST as it is when the event runs."""
         config = self._config_of(function) or AsyncSpec()
         now = self.clock()
         record = await self.queue.put(
@@ -95,6 +101,7 @@ class AsyncInvoker:
                 enqueued_at=now,
                 updated_at=now,
                 idempotency_key=idempotency_key or None,
+                version=version,
             )
         )
         self._wake.set()
@@ -218,9 +225,13 @@ class AsyncInvoker:
         if self.clock() - record.enqueued_at >= record.max_age_s:
             return lambda: self._end(record, EXPIRED, _expired(record))
         try:
-            version = self._lookup(record.function).version
+            # A version chosen at accept (a qualified call) runs; else $LATEST as it is now.
             invocation = await self._invoke(
-                record.function, record.payload, request_id=record.id, background=True
+                record.function,
+                record.payload,
+                request_id=record.id,
+                background=True,
+                qualifier=record.version,
             )
         except FunctionNotFound:
             error = {
@@ -240,7 +251,7 @@ class AsyncInvoker:
         if invocation.error is not None:
             body = invocation.error.to_body()
             return lambda: self._failed(record, body)
-        return lambda: self._succeeded(record, invocation.body, version)
+        return lambda: self._succeeded(record, invocation.body, invocation.version)
 
     async def _succeeded(self, record: Record, body: bytes, version: str) -> None:
         destination = self._destination(record.function, "on_success")

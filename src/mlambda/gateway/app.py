@@ -23,6 +23,7 @@ from mlambda.gateway import (
     lambda_api,
     oip,
     queues,
+    versions,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
 from mlambda.gateway.openapi import document
@@ -99,6 +100,16 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}", functions.delete_function, methods=["DELETE"]),
         Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
+        Route("/v1/functions/{name}/versions", versions.list_versions, methods=["GET"]),
+        Route("/v1/functions/{name}/versions", versions.publish, methods=["POST"]),
+        Route(
+            "/v1/functions/{name}/versions/{version}", versions.delete_version, methods=["DELETE"]
+        ),
+        Route("/v1/functions/{name}/aliases", versions.list_aliases, methods=["GET"]),
+        Route("/v1/functions/{name}/aliases/{alias}", versions.get_alias, methods=["GET"]),
+        Route("/v1/functions/{name}/aliases/{alias}", versions.put_alias, methods=["PUT"]),
+        Route("/v1/functions/{name}/aliases/{alias}", versions.delete_alias, methods=["DELETE"]),
+        Route("/v1/functions/{name}/aliases/{alias}/rollback", versions.rollback, methods=["POST"]),
         Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/functions/{name}/dead-letters", invocations.dead_letters, methods=["GET"]),
         Route("/v1/functions/{name}/invocations/{id}/replay", invocations.replay, methods=["POST"]),

@@ -25,7 +25,7 @@ from mlambda.gateway.cors import is_preflight
 from mlambda.gateway.responses import error_response, retry_headers
 from mlambda.security import keys
 from mlambda.security.keys import Need, Principal
-from mlambda.security.permissions import Rule, rule_for
+from mlambda.security.permissions import Rule, function_ref, rule_for
 from mlambda.security.ratelimit import REFUSE_AFTER, failure_policy
 
 if TYPE_CHECKING:
@@ -54,9 +54,7 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         rule, function = rule_for(scope["method"], scope["path"])
-        if rule.action == "open" or (
-            rule.path.startswith("/fn/") and self._open_url(scope, function)
-        ):
+        if rule.action == "open" or (rule.path.startswith("/fn/") and self._open_url(scope)):
             await self.app(scope, receive, send)
             return
         source = scope["client"][0] if scope.get("client") else ""
@@ -100,10 +98,12 @@ class AccessControl:
             return
         await self.app(scope, receive, send)
 
-    def _open_url(self, scope: Scope, name: str) -> bool:
+    def _open_url(self, scope: Scope) -> bool:
         """A public function URL (auth_type NONE), or a CORS preflight to one with CORS set: a
-        browser sends a preflight with no key. The route answers it without the function."""
-        url = self.platform.url_config(name)
+        browser sends a preflight with no key. The route answers it without the function.
+        /fn/NAME:ALIAS/... is the alias's URL, with the settings of the version it names."""
+        name, qualifier = function_ref(scope["path"].split("/")[2])
+        url = self.platform.url_config(name, qualifier)
         if url is None:
             return False
         if url.public:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import msgspec
 from starlette.requests import Request
 
@@ -39,3 +42,15 @@ def check_json(payload: bytes) -> None:
         raise InvalidRequest(
             "Could not parse request body into json: it is nested too deeply"
         ) from None
+
+
+async def read_object(request: Request, limit: int) -> dict[str, Any]:
+    """A body that must be a JSON object ({} when empty)."""
+    raw = await read_body(request, limit)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise InvalidRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body

@@ -4,44 +4,30 @@ overrides ``[function.async]`` from mlambda.toml, and outlives redeploys."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import FunctionNotFound, InvalidRequest, MlambdaError
+from mlambda.errors import FunctionNotFound, InvalidSpec, MlambdaError
 from mlambda.events.invoke_config import from_lambda, to_lambda
-from mlambda.gateway.body import read_body
-from mlambda.gateway.lambda_api import aws_error, qualified
+from mlambda.gateway.body import read_object
+from mlambda.gateway.lambda_api import aws_error
 from mlambda.platform import Platform
+from mlambda.registry.model import LATEST, merge_qualifiers
 from mlambda.security.permissions import function_ref
 
 MAX_BODY = 64 * 1024
 
 
 def _function(request: Request, platform: Platform) -> str:
-    name, path_qualifier = function_ref(request.path_params["name"])
-    record = platform.get(name)
-    qualified(
-        name,
-        path_qualifier,
-        request.query_params.get("Qualifier"),
-        record.version,
-        platform.settings.region,
-    )
+    name, in_name = function_ref(request.path_params["name"])
+    qualifier = merge_qualifiers(in_name, request.query_params.get("Qualifier"))
+    platform.get(name)
+    if qualifier not in ("", LATEST):
+        raise InvalidSpec(
+            f"an event invoke config applies to the whole function in mlambda, not to "
+            f"{name}:{qualifier}: leave out the qualifier"
+        )
     return name
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await read_body(request, MAX_BODY)
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise InvalidRequest("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    return body
 
 
 async def event_invoke_config(request: Request) -> Response:
@@ -49,7 +35,7 @@ async def event_invoke_config(request: Request) -> Response:
     try:
         name = _function(request, platform)
         if request.method in ("PUT", "POST"):
-            body = await _body(request)
+            body = await read_object(request, MAX_BODY)
             configs = platform.async_configs
             base = configs.config(name) if request.method == "POST" else None
             configs.put(name, from_lambda(body, name, base))

@@ -12,6 +12,7 @@ from mlambda.gateway.body import read_body
 from mlambda.observe.observer import terminal
 from mlambda.platform import Platform
 from mlambda.registry import FunctionRecord
+from mlambda.registry.model import Routing
 
 
 def _platform(request: Request) -> Platform:
@@ -40,7 +41,18 @@ async def put_function(request: Request) -> Response:
     status = 201 if changed and not existed else 200
     state = "unchanged" if not changed else "updated" if existed else "created"
     terminal.info("deploy %s %s %s (%s)", record.name, record.version, record.digest[:19], state)
-    return JSONResponse({"function": _describe(platform, record), "changed": changed}, status)
+    reply: dict[str, Any] = {"function": _describe(platform, record), "changed": changed}
+    # ?publish=1[&alias=live][&description=...]: deploy, publish and point an alias in one go.
+    alias = request.query_params.get("alias")
+    if request.query_params.get("publish") in ("1", "true", "yes") or alias:
+        version, _ = platform.versions.publish(
+            record.name, request.query_params.get("description", "")
+        )
+        reply["published"] = version.to_dict()
+        if alias:
+            moved, _ = platform.versions.set_alias(record.name, alias, Routing(version.version))
+            reply["alias"] = moved.to_dict()
+    return JSONResponse(reply, status)
 
 
 async def delete_function(request: Request) -> Response:

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mlambda.errors import (
-    FunctionNotFound,
     InvalidSpec,
     MlambdaError,
     NotFound,
@@ -20,7 +19,7 @@ from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.responses import retry_headers
 from mlambda.observe.observer import log_lines
 from mlambda.platform import Platform
-from mlambda.runtime.context import function_arn
+from mlambda.registry.model import LATEST, merge_qualifiers
 from mlambda.security.permissions import function_ref
 
 # Lambda returns the last 4 KB of the invocation's log with X-Amz-Log-Type: Tail.
@@ -74,22 +73,6 @@ def unknown_operation(method: str, path: str) -> Response:
     )
 
 
-def qualified(
-    name: str, path_qualifier: str, query_qualifier: str | None, version: str, region: str
-) -> str:
-    """The qualifier a Lambda call named (in the name, the ARN or ?Qualifier=), checked against
-    what is deployed: another version's code is never run in its place."""
-    if query_qualifier and path_qualifier and query_qualifier != path_qualifier:
-        raise InvalidSpec(
-            "The derived qualifier from the function name does not match the specified "
-            f"qualifier ({path_qualifier!r} vs {query_qualifier!r})"
-        )
-    qualifier = query_qualifier or path_qualifier
-    if qualifier and qualifier != version:
-        raise FunctionNotFound(f"Function not found: {function_arn(name, qualifier, region)}")
-    return qualifier
-
-
 def aws_error(exc: MlambdaError) -> Response:
     """Errors in the shape AWS clients parse: the type in a header and in the body. AWS answers
     a failed authentication with 403 and a type botocore knows."""
@@ -112,24 +95,22 @@ async def invoke(request: Request) -> Response:
 
 
 async def _invoke(request: Request, platform: Platform) -> Response:
-    name, path_qualifier = function_ref(request.path_params["name"])
+    name, in_name = function_ref(request.path_params["name"])
+    qualifier = merge_qualifiers(in_name, request.query_params.get("Qualifier"))
     kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
-    record = platform.get(name)
-    qualifier = qualified(
-        name,
-        path_qualifier,
-        request.query_params.get("Qualifier"),
-        record.version,
-        platform.settings.region,
-    )
-    if kind == "DryRun":
-        return Response(status_code=204)
-    if kind == "Event":
+    if kind in ("DryRun", "Event"):
+        # An alias picks its version now: an event runs the version chosen at accept.
+        version = platform.router.resolve(name, qualifier)
+        platform.current(name, version)  # a version that does not exist is refused here
+        if kind == "DryRun":
+            return Response(status_code=204)
         # Stored before the 202; a retry of this same call (botocore keeps the id) is not new.
         payload = await read_body(request, platform.settings.max_async_payload_bytes)
         check_json(payload)
         key = request.headers.get("amz-sdk-invocation-id")
-        event = await platform.async_invoker.accept(name, payload, key)
+        event = await platform.async_invoker.accept(
+            name, payload, key, version="" if version == LATEST else version
+        )
         return Response(status_code=202, headers={"x-amzn-RequestId": event.id})
     if kind != "RequestResponse":
         raise InvalidSpec(
@@ -143,8 +124,9 @@ async def _invoke(request: Request, platform: Platform) -> Response:
     invocation = await platform.invoke(
         name, payload, client_context=client_context, qualifier=qualifier
     )
-    headers = {"X-Amz-Executed-Version": record.version}
+    headers = {"X-Amz-Executed-Version": invocation.version}
     if request.headers.get("x-amz-log-type") == "Tail":
+        record = platform.current(name, invocation.version)
         text = "".join(f"{line}\n" for line in log_lines(record, invocation)).encode()
         headers["X-Amz-Log-Result"] = base64.b64encode(text[-TAIL_BYTES:]).decode()
     if invocation.error is not None:

@@ -18,7 +18,9 @@ TEXTS = {
     400: "Bad request: not JSON, an invalid mlambda.toml or bundle, a bad parameter",
     401: "Missing, invalid, expired or revoked API key",
     403: "The key's scopes do not cover this route (AccessDeniedException)",
-    404: "No such function, key or route",
+    404: "No such function, version, alias, key or route",
+    409: "Conflict: an alias still routes to the version, or the alias already exists",
+    412: "The RevisionId given no longer matches (PreconditionFailedException)",
     413: "Payload over the limit",
     429: "Throttled: a rate limit (Retry-After says when to come back), no instance free in "
     "time, or too many failed authentications from this address",
@@ -159,6 +161,11 @@ def _functions() -> dict[str, Any]:
             "parameters": [NAME],
             "get": {"responses": {"200": _json(function, "The function"), **_errors(404)}},
             "put": {
+                "parameters": [
+                    _param("publish", "query", type="boolean", description="publish a version"),
+                    _param("alias", "query", type="string", description="point it at the version"),
+                    _param("description", "query", type="string", maxLength=256),
+                ],
                 "requestBody": bundle,
                 "responses": {
                     "200": _json(OBJECT, "Updated or unchanged"),
@@ -172,6 +179,7 @@ def _functions() -> dict[str, Any]:
             "parameters": [
                 NAME,
                 _param("proba", "query", type="boolean", description="class probabilities"),
+                _param("qualifier", "query", type="string", description="a version or an alias"),
                 _param(
                     "mode",
                     "query",
@@ -349,6 +357,7 @@ def document() -> dict[str, Any]:
         event_invoke_config_paths,
         queue_paths,
     )
+    from mlambda.gateway.openapi_versions import version_paths
 
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
     return {
@@ -372,6 +381,7 @@ def document() -> dict[str, Any]:
             "/metrics": {"get": {"responses": {**text_200, **_errors()}}},
             "/openapi.json": {"get": {"responses": {"200": _json(OBJECT, "This"), **_errors()}}},
             **_functions(),
+            **version_paths(),
             **_admin(),
             **_lambda(),
             **async_paths(),

@@ -10,6 +10,8 @@ from mlambda.errors import FUNCTION_ERROR_HEADER, FunctionError, MlambdaError, T
 from mlambda.pool.invocation import Invocation
 
 REQUEST_ID_HEADER = "X-Mlambda-Request-Id"
+# Which version ran ($LATEST or a number): an alias picks one per call.
+VERSION_HEADER = "X-Amz-Executed-Version"
 
 
 def error_response(exc: MlambdaError, request_id: str | None = None) -> JSONResponse:
@@ -32,9 +34,12 @@ def retry_headers(exc: MlambdaError) -> dict[str, str]:
 
 def invocation_response(invocation: Invocation) -> Response:
     if invocation.error is not None:
-        return error_response(invocation.error, invocation.request_id)
-    return Response(
-        invocation.body,
-        media_type="application/json",
-        headers={REQUEST_ID_HEADER: invocation.request_id},
-    )
+        response: Response = error_response(invocation.error, invocation.request_id)
+    else:
+        response = Response(
+            invocation.body,
+            media_type="application/json",
+            headers={REQUEST_ID_HEADER: invocation.request_id},
+        )
+    response.headers[VERSION_HEADER] = invocation.version
+    return response

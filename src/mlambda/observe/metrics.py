@@ -16,72 +16,75 @@ class Metrics:
         self.invocations = Counter(
             "mlambda_invocations",
             "Invocations completed, by outcome",
-            ["function", "outcome"],
+            ["function", "version", "outcome"],
             registry=r,
         )
         self.errors = Counter(
             "mlambda_errors",
             "Invocations that failed, by errorType",
-            ["function", "error_type"],
+            ["function", "version", "error_type"],
             registry=r,
         )
         self.throttles = Counter(
             "mlambda_throttles",
             "Requests refused with 429 (queue bound reached)",
-            ["function"],
+            ["function", "version"],
             registry=r,
         )
         self.timeouts = Counter(
             "mlambda_timeouts",
             "Invocations killed at the function timeout",
-            ["function"],
+            ["function", "version"],
             registry=r,
         )
         self.duration = Histogram(
             "mlambda_duration_seconds",
             "Handler duration",
-            ["function"],
+            ["function", "version"],
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.queue_wait = Histogram(
             "mlambda_queue_wait_seconds",
             "Time a request waited for an instance (or a batch) before it ran",
-            ["function"],
+            ["function", "version"],
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
             "mlambda_batch_size",
             "Invocations per call of the handler or model (1 without [function.batch])",
-            ["function"],
+            ["function", "version"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.init_duration = Histogram(
             "mlambda_init_duration_seconds",
             "Instance init (import + handler module init)",
-            ["function"],
+            ["function", "version"],
             buckets=INIT_BUCKETS,
             registry=r,
         )
         self.cold_starts = Counter(
             "mlambda_cold_starts",
             "Invocations served by a freshly started instance",
-            ["function"],
+            ["function", "version"],
             registry=r,
         )
         self.instance_starts = Counter(
             "mlambda_instance_start",
             "Instances started, by where they came from (process, base, runtime, template)",
-            ["function", "tier"],
+            ["function", "version", "tier"],
             registry=r,
         )
         self.concurrent = Gauge(
-            "mlambda_concurrent_executions", "Invocations running now", ["function"], registry=r
+            "mlambda_concurrent_executions",
+            "Invocations running now",
+            ["function", "version"],
+            registry=r,
         )
         self.instances = Gauge(
-            "mlambda_instances", "Instances by state", ["function", "state"], registry=r
+            "mlambda_instances", "Instances by state", ["function", "version", "state"], registry=r
         )
 
         self.async_depth = Gauge(
@@ -105,8 +108,14 @@ class Metrics:
             self.async_depth.labels(function).set(count)
             self.async_oldest.labels(function).set(max(0.0, now - oldest))
 
-    def forget(self, function: str) -> None:
-        """Drop every series of a removed function, so /metrics does not report it forever."""
+    def forget(self, function: str, version: str | None = None) -> None:
+        """Drop every series of a removed function (or of one deleted version), so /metrics
+        does not report it forever."""
+        labels = (
+            {"function": function}
+            if version is None
+            else {"function": function, "version": version}
+        )
         for metric in (
             self.invocations,
             self.errors,
@@ -120,10 +129,11 @@ class Metrics:
             self.instance_starts,
             self.concurrent,
             self.instances,
-            self.async_depth,
-            self.async_oldest,
         ):
-            metric.remove_by_labels({"function": function})
+            metric.remove_by_labels(labels)
+        if version is None:
+            self.async_depth.remove_by_labels(labels)
+            self.async_oldest.remove_by_labels(labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

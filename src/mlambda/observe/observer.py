@@ -60,7 +60,7 @@ class PlatformObserver(Observer):
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
         self.logs.write(record.name, log_lines(record, invocation))
-        self._count(record.name, invocation)
+        self._count(record.name, record.version, invocation)
         error = invocation.error
         if error is not None:
             # One line in serve's terminal per failed invocation; the function log has the rest.
@@ -73,34 +73,34 @@ class PlatformObserver(Observer):
                 invocation.duration_ms,
             )
 
-    def _count(self, name: str, invocation: Invocation) -> None:
+    def _count(self, name: str, version: str, invocation: Invocation) -> None:
         m = self.metrics
         error = invocation.error
         outcome = "success" if error is None else "error"
         if error is not None and error.error_type == "Sandbox.Timedout":
             outcome = "timeout"
-            m.timeouts.labels(name).inc()
-        m.invocations.labels(name, outcome).inc()
+            m.timeouts.labels(name, version).inc()
+        m.invocations.labels(name, version, outcome).inc()
         if error is not None:
-            m.errors.labels(name, error.error_type).inc()
-        m.duration.labels(name).observe(invocation.duration_ms / 1000)
-        m.queue_wait.labels(name).observe(invocation.queue_wait_ms / 1000)
-        m.batch_size.labels(name).observe(invocation.batch_size)
+            m.errors.labels(name, version, error.error_type).inc()
+        m.duration.labels(name, version).observe(invocation.duration_ms / 1000)
+        m.queue_wait.labels(name, version).observe(invocation.queue_wait_ms / 1000)
+        m.batch_size.labels(name, version).observe(invocation.batch_size)
         if invocation.init_ms is not None:
-            m.cold_starts.labels(name).inc()
-            m.init_duration.labels(name).observe(invocation.init_ms / 1000)
+            m.cold_starts.labels(name, version).inc()
+            m.init_duration.labels(name, version).observe(invocation.init_ms / 1000)
 
     def output(self, record: FunctionRecord, text: str) -> None:
         self.logs.write(record.name, text.splitlines())
 
     def instance_started(self, record: FunctionRecord, tier: str) -> None:
-        self.metrics.instance_starts.labels(record.name, tier).inc()
+        self.metrics.instance_starts.labels(record.name, record.version, tier).inc()
 
     def throttled(self, record: FunctionRecord, reason: str = "") -> None:
-        self.metrics.throttles.labels(record.name).inc()
+        self.metrics.throttles.labels(record.name, record.version).inc()
         terminal.warning("%s throttled: %s", record.name, reason or "429")
 
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
         for state in ("starting", "busy", "idle"):
-            self.metrics.instances.labels(record.name, state).set(counts[state])
-        self.metrics.concurrent.labels(record.name).set(counts["busy"])
+            self.metrics.instances.labels(record.name, record.version, state).set(counts[state])
+        self.metrics.concurrent.labels(record.name, record.version).set(counts["busy"])

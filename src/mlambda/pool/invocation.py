@@ -28,6 +28,8 @@ class Invocation:
     # Invocations that shared this one's call ([function.batch]); time spent queued.
     batch_size: int = 1
     queue_wait_ms: float = 0.0
+    # The version that ran ($LATEST or a published one): an alias picks one per call.
+    version: str = "$LATEST"
 
 
 class Observer:

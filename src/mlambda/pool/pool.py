@@ -237,6 +237,7 @@ class Pool:
                 pid=instance.pid,
                 batch_size=len(items),
                 queue_wait_ms=item.wait_ms,
+                version=self.record.version,
             )
             for item in items
         ]

@@ -12,6 +12,7 @@ from mlambda.errors import InvalidSpec
 from mlambda.events.config import AsyncSpec
 from mlambda.registry import tables
 from mlambda.registry.model import LATEST, FunctionRecord, is_unchanged
+from mlambda.registry.releases import Releases
 from mlambda.spec import FunctionSpec
 
 
@@ -19,6 +20,7 @@ class Registry:
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
         tables.metadata.create_all(self.engine)
+        self.releases = Releases(self.engine)
 
     @classmethod
     def sqlite(cls, path: Path) -> Registry:
@@ -76,6 +78,7 @@ class Registry:
             conn.execute(tables.sandbox_uids.delete().where(tables.sandbox_uids.c.name == name))
             table = tables.event_invoke_configs
             conn.execute(table.delete().where(table.c.name == name))
+            Releases.delete_all(conn, name)
         return _record(row._mapping)
 
     def event_invoke_configs(self) -> dict[str, tuple[AsyncSpec, float]]:
@@ -114,7 +117,8 @@ class Registry:
 
     def digests_in_use(self) -> set[str]:
         with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(tables.functions.c.digest)).scalars())
+            latest = set(conn.execute(sa.select(tables.functions.c.digest)).scalars())
+            return latest | Releases.digests(conn)
 
 
 def next_uid(taken: set[int], uids: range) -> int:

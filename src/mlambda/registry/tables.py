@@ -33,3 +33,36 @@ sandbox_uids = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("uid", sa.Integer, nullable=False, unique=True),
 )
+
+# Published versions: frozen copies of $LATEST's config and bundle digest, numbered 1, 2, ...
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(71), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# The last version number handed out per function: a deleted version's number is not reused.
+version_counters = sa.Table(
+    "version_counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+# Aliases: a name -> a version, with an optional weighted second version and earlier routings.
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("routing", sa.JSON, nullable=False),
+    sa.Column("history", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(256), nullable=False),
+    sa.Column("revision_id", sa.String(36), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
