@@ -41,13 +41,20 @@ def pack(directory: Path) -> bytes:
 
 
 def _archive(entries: collections.abc.Iterable[tuple[str, Path | bytes]]) -> bytes:
+    return pack_files(
+        (name, source, False) if isinstance(source, bytes)
+        else (name, source.read_bytes(), os.access(source, os.X_OK))
+        for name, source in entries
+    )  # fmt: skip
+
+
+def pack_files(files: collections.abc.Iterable[tuple[str, bytes, bool]]) -> bytes:
+    """A bundle of (path, content, executable) files: the same files give the same bytes."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, source in sorted(entries, key=lambda entry: entry[0]):
-            data = source if isinstance(source, bytes) else source.read_bytes()
+        for name, data, executable in sorted(files, key=lambda entry: entry[0]):
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            executable = not isinstance(source, bytes) and os.access(source, os.X_OK)
             info.mode = 0o755 if executable else 0o644
             tar.addfile(info, io.BytesIO(data))
     out = io.BytesIO()

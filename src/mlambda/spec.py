@@ -26,6 +26,7 @@ MAX_DESCRIPTION = 1024
 MAX_PRELOAD = 64
 MAX_ENVIRONMENT_BYTES = 64 * 1024
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RUNTIME_PATTERN = re.compile(r"python3\.\d+")
 # Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
 RESERVED_ENV = frozenset(
@@ -79,6 +80,10 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Retries and event age of asynchronous invocations (events/config.py).
     async_: AsyncSpec | None = msgspec.field(default=None, name="async")
     description: str = ""
+    # The Lambda API's Runtime and Role, kept and returned as given. A python3.x runtime runs
+    # on the platform's Python; a role grants nothing here (API keys do).
+    runtime: str = ""
+    role: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
     # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made); native
@@ -288,6 +293,13 @@ def _check(spec: FunctionSpec, source: str) -> None:
             f"{source}: function.network must be one of {', '.join(NETWORKS)}, "
             f"got {spec.network!r}{hint}"
         )
+    if spec.runtime and not RUNTIME_PATTERN.fullmatch(spec.runtime):
+        raise InvalidSpec(
+            f"{source}: function.runtime must be a python3.x runtime (it runs on the "
+            f"platform's Python), got {spec.runtime!r}"
+        )
+    if len(spec.role) > 2048:
+        raise InvalidSpec(f"{source}: function.role is over 2048 characters")
     if spec.min_instances > spec.max_instances:
         raise InvalidSpec(
             f"{source}: function.min_instances ({spec.min_instances}) must not exceed "

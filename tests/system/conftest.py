@@ -146,6 +146,27 @@ def lambda_client(
     )
 
 
+def aws_cli(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``aws lambda ARGS`` (the AWS CLI v1 from PyPI) against ``server``, signed with the admin
+    key, never retrying."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "mlambda",
+        "AWS_SECRET_ACCESS_KEY": server.key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    return subprocess.run(
+        [aws, "--endpoint-url", server.url, "lambda", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
 # Every system test runs against both ways of starting instances.
 BACKENDS = ["process", "zygote"]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 
 import botocore.config
@@ -14,7 +12,7 @@ import botocore.exceptions
 import pytest
 
 from tests.conftest import write_function
-from tests.system.conftest import Server, lambda_client
+from tests.system.conftest import Server, aws_cli, lambda_client
 
 # Written as for Lambda: an AWS client made at import, with no AWS variable of the function's own.
 ENVFN = """
@@ -132,13 +130,13 @@ def test_a_qualifier_in_the_name_and_another_in_the_query_is_refused(served):
 
 def test_an_unknown_lambda_operation_answers_an_error_botocore_parses(served):
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        _lambda(served).list_functions()
+        _lambda(served).get_policy(FunctionName="envfn")
     error = caught.value.response["Error"]
     assert error["Code"] == "UnknownOperationException"
-    assert "ListFunctions" in error["Message"] and "Invoke" in error["Message"]
+    assert "GetPolicy" in error["Message"] and "docs/lambda.md" in error["Message"]
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        _lambda(served).get_function_configuration(FunctionName="envfn")
-    assert "GetFunctionConfiguration" in caught.value.response["Error"]["Message"]
+        _lambda(served).list_layers()
+    assert "ListLayers" in caught.value.response["Error"]["Message"]
 
 
 def test_a_wrong_secret_on_any_lambda_route_is_a_typed_403(served):
@@ -176,35 +174,16 @@ def test_an_unhandled_exception_is_logged_with_its_traceback_under_var_task(serv
     assert "about to fail" in "\n".join(lines[:error_at])
 
 
-def _aws(server, *args: str, cwd) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "mlambda",
-        "AWS_SECRET_ACCESS_KEY": server.key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    aws = os.path.join(os.path.dirname(sys.executable), "aws")
-    return subprocess.run(
-        [aws, "--endpoint-url", server.url, "lambda", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
-
-
 def test_the_aws_cli_gets_lambdas_errors(served, tmp_path):
-    ok = _aws(served, "invoke", "--function-name", "envfn", "out.json", cwd=tmp_path)
+    ok = aws_cli(served, "invoke", "--function-name", "envfn", "out.json", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert json.loads((tmp_path / "out.json").read_text())["env"]["_HANDLER"] == "app.handler"
-    missing = _aws(
+    missing = aws_cli(
         served, "invoke", "--function-name", "envfn", "--qualifier", "prod", "o.json", cwd=tmp_path
     )
     assert missing.returncode != 0
     assert "(ResourceNotFoundException)" in missing.stderr and "envfn:prod" in missing.stderr
-    unknown = _aws(served, "list-functions", cwd=tmp_path)
+    unknown = aws_cli(served, "get-policy", "--function-name", "envfn", cwd=tmp_path)
     assert unknown.returncode != 0
     assert "(UnknownOperationException)" in unknown.stderr, unknown.stderr
 

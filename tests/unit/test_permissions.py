@@ -10,7 +10,7 @@ from starlette.routing import Route
 from mlambda.errors import InvalidRequest
 from mlambda.gateway.app import routes
 from mlambda.gateway.openapi import document
-from mlambda.security.keys import Need, Scope, allows, parse_token, token
+from mlambda.security.keys import IN_BODY, Need, Scope, allows, parse_token, token
 from mlambda.security.permissions import RULES, function_name, function_ref, need_for, rule_for
 
 # What each scope may do to a function named "fraud" (the OpenAPI walk below fills names in).
@@ -68,6 +68,9 @@ def test_a_bad_scope_is_refused_with_what_is_allowed(text):
         (["read", "invoke:a"], Need("invoke", "a"), True),
         (["admin"], Need("invoke", "x"), True),
         (["admin"], Need("admin"), True),
+        (["deploy:team-*"], Need("deploy", IN_BODY), True),  # the route checks the name
+        (["invoke"], Need("deploy", IN_BODY), False),
+        (["read"], Need("deploy", IN_BODY), False),
     ],
 )
 def test_scopes_cover_needs(scopes, need, allowed):
@@ -106,6 +109,13 @@ def test_scopes_cover_needs(scopes, need, allowed):
         ("POST", "/v1/functions/fraud/aliases/live/rollback", Need("deploy", "fraud")),
         ("POST", "/v1/functions/fraud:live/invoke", Need("invoke", "fraud")),
         ("GET", "/fn/fraud:live/a", Need("invoke", "fraud")),
+        ("POST", "/2015-03-31/functions", Need("deploy", IN_BODY)),
+        ("GET", "/2015-03-31/functions", Need("read")),
+        ("PUT", "/2015-03-31/functions/fraud/code", Need("deploy", "fraud")),
+        ("PUT", "/2015-03-31/functions/fraud:live/configuration", Need("deploy", "fraud")),
+        ("PUT", "/2015-03-31/functions/fraud/aliases/live", Need("deploy", "fraud")),
+        ("POST", "/2021-10-31/functions/fraud/url", Need("deploy", "fraud")),
+        ("GET", "/v1/code/sha256:ab", None),
         ("POST", "/v1/keys", Need("admin")),
         ("DELETE", "/v1/keys/MLK123", Need("admin")),
         ("GET", "/v1/audit", Need("admin")),
@@ -136,6 +146,7 @@ def test_every_route_in_the_openapi_document_needs_what_the_table_says_for_every
             .replace("{path}", "a")
             .replace("{key}", "MLK1")
             .replace("{alias}", "live")
+            .replace("{digest}", "sha256:ab")
         )
         for method in (m for m in item if m != "parameters"):
             need = need_for(method.upper(), concrete)

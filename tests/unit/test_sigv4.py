@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -90,3 +90,58 @@ def test_a_declared_body_hash_must_be_the_body_sent():
     headers["x-amz-content-sha256"] = hashlib.sha256(b'{"n": 1}').hexdigest()
     with pytest.raises(sigv4.SignatureError, match="SHA-256 of the body"):
         _verify(headers, b'{"n": 999}')
+
+
+GET_URL = "http://127.0.0.1:8080/2015-03-31/functions/echo/configuration?Qualifier=live"
+
+
+def _presigned(url: str = GET_URL, secret: str = "mlk_secret", expires: int = 60) -> str:
+    request = AWSRequest(method="GET", url=url)
+    SigV4QueryAuth(Credentials("AKID", secret), "lambda", "us-east-1", expires=expires).add_auth(
+        request
+    )
+    return request.url
+
+
+def _verify_presigned(url: str, secret: str = "mlk_secret", **kwargs) -> None:  # type: ignore[no-untyped-def]
+    parts = urlsplit(url)
+    sigv4.verify_presigned(
+        secret=secret,
+        method="GET",
+        raw_path=parts.path,
+        query=parts.query,
+        headers={"host": "127.0.0.1:8080"},
+        **kwargs,
+    )
+
+
+def test_a_url_presigned_by_botocore_verifies_and_names_its_key():
+    url = _presigned()
+    assert sigv4.is_presigned(urlsplit(url).query)
+    assert sigv4.presigned_key_id(urlsplit(url).query) == "AKID"
+    _verify_presigned(url)
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "now_offset"),
+    [
+        (lambda u: u.replace("functions/echo", "functions/other"), "does not match", 0),
+        (lambda u: u.replace("Qualifier=live", "Qualifier=prod"), "does not match", 0),
+        (lambda u: u, "expired", 61),
+        (lambda u: u, "future", -400),
+        (lambda u: u.replace("X-Amz-Expires=60", "X-Amz-Expires=999999999"), "X-Amz-Expires", 0),
+        (lambda u: u.replace("X-Amz-Date=", "X-Amz-Datum="), "presigned URL needs", 0),
+    ],
+)
+def test_a_tampered_or_expired_presigned_url_is_refused(change, message, now_offset):
+    url = _presigned()
+    signed_at = sigv4.calendar.timegm(
+        sigv4.time.strptime(dict(parse_qsl(urlsplit(url).query))["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    )
+    with pytest.raises(sigv4.SignatureError, match=message):
+        _verify_presigned(change(url), now=signed_at + now_offset)
+
+
+def test_a_presigned_url_with_another_secret_is_refused():
+    with pytest.raises(sigv4.SignatureError, match="does not match"):
+        _verify_presigned(_presigned(secret="mlk_other"))

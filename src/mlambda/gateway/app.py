@@ -16,16 +16,17 @@ from starlette.routing import Route
 from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
-    event_config,
     functions,
     invocations,
     invoke,
-    lambda_api,
     oip,
     queues,
     versions,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
+from mlambda.gateway.lambda_api.operations import unknown_operation
+from mlambda.gateway.lambda_api.retries import SyncCalls
+from mlambda.gateway.lambda_api.routes import routes as lambda_routes
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response
 from mlambda.platform import Platform
@@ -71,7 +72,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (404, 405) and LAMBDA_PATH.match(request.url.path):
-        return lambda_api.unknown_operation(request.method, request.url.path)
+        return unknown_operation(request.method, request.url.path)
     error_type = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(
         exc.status_code, "HTTPException"
     )
@@ -125,17 +126,7 @@ def routes() -> list[Route]:
         Route("/v1/keys/{key}", admin.revoke_key, methods=["DELETE"]),
         Route("/v1/audit", admin.audit_log, methods=["GET"]),
         Route("/v1/master-key/rotate", admin.rotate_master_key, methods=["POST"]),
-        Route("/2015-03-31/functions/{name}/invocations", lambda_api.invoke, methods=["POST"]),
-        Route(
-            "/2019-09-25/functions/{name}/event-invoke-config",
-            event_config.event_invoke_config,
-            methods=["GET", "PUT", "POST", "DELETE"],
-        ),
-        Route(
-            "/2019-09-25/functions/{name}/event-invoke-config/list",
-            event_config.list_event_invoke_configs,
-            methods=["GET"],
-        ),
+        *lambda_routes(),
         *oip.routes(),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
@@ -165,4 +156,5 @@ def create_app(platform: Platform) -> Starlette:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.sync_calls = SyncCalls()  # retried synchronous Lambda invokes (lambda_api/retries)
     return app

@@ -16,6 +16,7 @@ import hmac
 import re
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,7 +26,7 @@ from mlambda.gateway.cors import is_preflight
 from mlambda.gateway.responses import error_response, retry_headers
 from mlambda.security import keys
 from mlambda.security.keys import Need, Principal
-from mlambda.security.permissions import Rule, function_ref, rule_for
+from mlambda.security.permissions import Rule, function_ref, need_of, rule_for
 from mlambda.security.ratelimit import REFUSE_AFTER, failure_policy
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 SIGNED_BODY_LIMIT = 8 * 1024 * 1024
 # The date-versioned paths of the Lambda API: refusals there are in the shape AWS clients parse.
 LAMBDA_PATH = re.compile(r"/20\d\d-\d\d-\d\d/")
+NAMED = "function named in the body"
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -76,7 +78,7 @@ class AccessControl:
             await self._refused(exc, scope, source)
             await _respond(exc, lambda_api, scope, receive, send)
             return
-        need = Need(rule.action, function)
+        need = need_of(rule, function)
         if not principal.allows(need):
             denied = Forbidden(_denial(principal, need))
             await self._audit("auth.forbidden", principal, source, function, "denied", scope)
@@ -118,6 +120,9 @@ class AccessControl:
         header = _header(scope, b"authorization")
         if header is not None and header.startswith(sigv4.ALGORITHM):
             return await self._signed(scope, receive, header)
+        query = scope.get("query_string", b"").decode("latin-1")
+        if header is None and sigv4.is_presigned(query):
+            return await self._presigned(scope, receive, query)
         token = bearer_token(header)
         if token is None:
             raise Unauthorized(
@@ -152,6 +157,34 @@ class AccessControl:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
                 body=body,
+            )
+        except sigv4.SignatureError as exc:
+            raise Unauthorized(
+                f"The request signature we calculated does not match the signature you "
+                f"provided: {exc}",
+                error_type=_SIGNATURE,
+            ) from None
+        return principal, _replay(body, receive)
+
+    async def _presigned(
+        self, scope: Scope, receive: Receive, query: str
+    ) -> tuple[Principal, Receive]:
+        """A presigned URL: the signature is in the query and covers no body."""
+        body = await _read_body(receive)
+        if body:
+            raise Unauthorized(
+                "A presigned URL signs no body: sign a request that has one in its headers",
+                error_type=_SIGNATURE,
+            )
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        secret, principal = await self._signing_key(sigv4.presigned_key_id(query))
+        try:
+            sigv4.verify_presigned(
+                secret=secret,
+                method=scope["method"],
+                raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+                query=query,
+                headers=headers,
             )
         except sigv4.SignatureError as exc:
             raise Unauthorized(
@@ -224,11 +257,12 @@ class AccessControl:
         """Run a control-plane call and record it with the status it was answered with,
         before the answer is complete: whoever got the answer finds the entry."""
         status, recorded = 500, False
-        target = function or _target(scope)
 
         async def record() -> None:
             nonlocal recorded
             recorded = True
+            # A route that reads its function from the body names it (require, below).
+            target = function or scope["state"].get(NAMED) or _target(scope)
             outcome = "ok" if status < 400 else "failed"
             await self._audit(rule.audit, principal, source, target, outcome, scope, status)
 
@@ -251,9 +285,20 @@ _SIGNATURE = "InvalidSignatureException"
 _UNRECOGNIZED = "UnrecognizedClientException"
 
 
+def require(request: Request, need: Need) -> None:
+    """For a route that learns its function from the body: the caller's key must cover it."""
+    state = request.scope.setdefault("state", {})
+    state[NAMED] = need.function
+    principal: Principal | None = state.get("principal")
+    if principal is not None and not principal.allows(need):
+        raise Forbidden(_denial(principal, need))
+
+
 def _denial(principal: Principal, need: Need) -> str:
     what = f"{need.action} {need.function!r}" if need.function else need.action
     wanted = f"{need.action}:{need.function}" if need.function else need.action
+    if need.function == keys.IN_BODY:
+        what, wanted = f"{need.action} any function", f"{need.action}[:PATTERN]"
     scopes = ", ".join(str(s) for s in principal.scopes)
     return f"API key {principal.key_id} ({scopes}) may not {what}: that needs scope {wanted}"
 
@@ -302,7 +347,7 @@ async def _respond(
 ) -> None:
     response: Response
     if lambda_api:
-        from mlambda.gateway.lambda_api import aws_error
+        from mlambda.gateway.lambda_api.common import aws_error
 
         response = aws_error(exc)
     else:

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from mlambda.errors import FunctionNotFound, InvalidSpec, MlambdaError
 from mlambda.events.invoke_config import from_lambda, to_lambda
 from mlambda.gateway.body import read_object
-from mlambda.gateway.lambda_api import aws_error
+from mlambda.gateway.lambda_api.common import aws_error
 from mlambda.platform import Platform
 from mlambda.registry.model import LATEST, merge_qualifiers
 from mlambda.security.permissions import function_ref

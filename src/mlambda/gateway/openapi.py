@@ -357,6 +357,7 @@ def document() -> dict[str, Any]:
         event_invoke_config_paths,
         queue_paths,
     )
+    from mlambda.gateway.openapi_lambda import lambda_paths
     from mlambda.gateway.openapi_versions import version_paths
 
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
@@ -384,6 +385,7 @@ def document() -> dict[str, Any]:
             **version_paths(),
             **_admin(),
             **_lambda(),
+            **lambda_paths(),
             **async_paths(),
             **queue_paths(),
             **event_invoke_config_paths(),

@@ -71,13 +71,20 @@ class Need:
     function: str = ""
 
 
+# A Need's function when the request names it in its body (CreateFunction): any scope of the
+# action lets the request in, and the route checks the name it reads (gateway.auth.require).
+IN_BODY = "\0named in the body"
+
+
 def allows(scopes: tuple[Scope, ...], need: Need) -> bool:
     """Pure: whether ``scopes`` cover ``need``. admin covers everything; deploy and invoke
     cover the functions their pattern matches (case-sensitively, as names are)."""
     for scope in scopes:
         if scope.action == "admin":
             return True
-        if scope.action == need.action and fnmatch.fnmatchcase(need.function, scope.pattern):
+        if scope.action == need.action and (
+            need.function == IN_BODY or fnmatch.fnmatchcase(need.function, scope.pattern)
+        ):
             return True
     return False
 

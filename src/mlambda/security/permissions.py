@@ -8,7 +8,7 @@ import dataclasses
 import re
 from urllib.parse import unquote
 
-from mlambda.security.keys import Need
+from mlambda.security.keys import IN_BODY, Need
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Rule:
     action: str  # "open" (no key), "read", "invoke", "deploy" or "admin"
     # The audit log's name for a control-plane call; "" for calls it does not record.
     audit: str = ""
+    # The function is named in the body (CreateFunction): any scope of the action passes
+    # here, and the route checks the name (gateway.auth.require).
+    named_in_body: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -32,6 +35,9 @@ ANY = "*"
 FN = "/v1/functions/{name}"
 V2 = "/v2/models/{name}"
 EIC = "/2019-09-25/functions/{name}/event-invoke-config"
+LF = "/2015-03-31/functions"
+LFN = f"{LF}/{{name}}"
+LURL = "/2021-10-31/functions/{name}/url"
 V2V = "/v2/models/{name}/versions/{version}"
 RULES = (
     Rule("GET", "/healthz", "open"),
@@ -69,6 +75,27 @@ RULES = (
     Rule("POST", "/v1/master-key/rotate", "admin", "master_key.rotate"),
     Rule("GET", "/v1/audit", "admin"),
     Rule("POST", "/2015-03-31/functions/{name}/invocations", "invoke"),
+    Rule("GET", LF, "read"),
+    Rule("POST", LF, "deploy", "function.create", named_in_body=True),
+    Rule("GET", LFN, "read"),
+    Rule("DELETE", LFN, "deploy", "function.delete"),
+    Rule("GET", f"{LFN}/configuration", "read"),
+    Rule("PUT", f"{LFN}/configuration", "deploy", "function.configure"),
+    Rule("PUT", f"{LFN}/code", "deploy", "function.deploy"),
+    Rule("GET", f"{LFN}/versions", "read"),
+    Rule("POST", f"{LFN}/versions", "deploy", "function.publish"),
+    Rule("GET", f"{LFN}/aliases", "read"),
+    Rule("POST", f"{LFN}/aliases", "deploy", "function.alias.put"),
+    Rule("GET", f"{LFN}/aliases/{{alias}}", "read"),
+    Rule("PUT", f"{LFN}/aliases/{{alias}}", "deploy", "function.alias.put"),
+    Rule("DELETE", f"{LFN}/aliases/{{alias}}", "deploy", "function.alias.delete"),
+    Rule("GET", LURL, "read"),
+    Rule("POST", LURL, "deploy", "function.url.put"),
+    Rule("PUT", LURL, "deploy", "function.url.put"),
+    Rule("DELETE", LURL, "deploy", "function.url.delete"),
+    Rule("GET", "/2016-08-19/account-settings", "read"),
+    # GetFunction's Code.Location: the link's signature is its key (lambda_api/code.py).
+    Rule("GET", "/v1/code/{digest}", "open"),
     Rule("GET", EIC, "read"),
     Rule("GET", f"{EIC}/list", "read"),
     Rule("PUT", EIC, "deploy", "function.event_invoke_config.put"),
@@ -104,7 +131,11 @@ def need_for(method: str, path: str) -> Need | None:
     rule, function = rule_for(method, path)
     if rule.action == "open":
         return None
-    return Need(rule.action, function)
+    return need_of(rule, function)
+
+
+def need_of(rule: Rule, function: str) -> Need:
+    return Need(rule.action, IN_BODY if rule.named_in_body else function)
 
 
 def function_ref(raw: str) -> tuple[str, str]:

@@ -4,19 +4,14 @@
 from __future__ import annotations
 
 import base64
-import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import (
-    InvalidSpec,
-    MlambdaError,
-    NotFound,
-    Unauthorized,
-)
+from mlambda.errors import InvalidSpec, MlambdaError
 from mlambda.gateway.body import check_json, read_body
-from mlambda.gateway.responses import retry_headers
+from mlambda.gateway.lambda_api.common import aws_error
+from mlambda.gateway.lambda_api.retries import call_key
 from mlambda.observe.observer import log_lines
 from mlambda.platform import Platform
 from mlambda.registry.model import LATEST, merge_qualifiers
@@ -24,66 +19,6 @@ from mlambda.security.permissions import function_ref
 
 # Lambda returns the last 4 KB of the invocation's log with X-Amz-Log-Type: Tail.
 TAIL_BYTES = 4096
-# Lambda API calls that are not served here, by name, so a client is told which one it made.
-_F = r"/2015-03-31/functions/[^/]+"
-OPERATIONS = tuple(
-    (method, re.compile(path + "/?"), name)
-    for method, path, name in (
-        ("GET", "/2015-03-31/functions", "ListFunctions"),
-        ("POST", "/2015-03-31/functions", "CreateFunction"),
-        ("GET", _F, "GetFunction"),
-        ("DELETE", _F, "DeleteFunction"),
-        ("GET", f"{_F}/configuration", "GetFunctionConfiguration"),
-        ("PUT", f"{_F}/configuration", "UpdateFunctionConfiguration"),
-        ("PUT", f"{_F}/code", "UpdateFunctionCode"),
-        ("GET", f"{_F}/versions", "ListVersionsByFunction"),
-        ("POST", f"{_F}/versions", "PublishVersion"),
-        ("GET", f"{_F}/aliases", "ListAliases"),
-        ("POST", f"{_F}/aliases", "CreateAlias"),
-        ("GET", f"{_F}/aliases/[^/]+", "GetAlias"),
-        ("GET", f"{_F}/policy", "GetPolicy"),
-        ("POST", f"{_F}/policy", "AddPermission"),
-        ("GET", r"/2015-03-31/event-source-mappings", "ListEventSourceMappings"),
-        ("POST", r"/2015-03-31/event-source-mappings", "CreateEventSourceMapping"),
-        ("POST", r"/2014-11-13/functions/[^/]+/invoke-async", "InvokeAsync"),
-        (
-            "POST",
-            r"/2021-11-15/functions/[^/]+/response-streaming-invocations",
-            "InvokeWithResponseStream",
-        ),
-        ("GET", r"/2021-10-31/functions/[^/]+/url", "GetFunctionUrlConfig"),
-        ("GET", r"/2016-08-19/account-settings", "GetAccountSettings"),
-    )
-)
-
-
-class UnknownOperation(NotFound):
-    error_type = "UnknownOperationException"
-
-
-def unknown_operation(method: str, path: str) -> Response:
-    """What a Lambda API call that is not served here gets: an error botocore parses."""
-    name = next((n for m, p, n in OPERATIONS if m == method and p.fullmatch(path)), "")
-    called = f"{name} ({method} {path})" if name else f"{method} {path}"
-    return aws_error(
-        UnknownOperation(
-            f"The Lambda API operation {called} is not available in mlambda; of the Lambda API "
-            "it serves Invoke. The rest is in the mlambda API (/openapi.json)."
-        )
-    )
-
-
-def aws_error(exc: MlambdaError) -> Response:
-    """Errors in the shape AWS clients parse: the type in a header and in the body. AWS answers
-    a failed authentication with 403 and a type botocore knows."""
-    status, error_type = exc.status, exc.error_type
-    if isinstance(exc, Unauthorized):
-        status = 403
-        if error_type == Unauthorized.error_type:
-            error_type = "UnrecognizedClientException"
-    body = {"Type": "User", "message": exc.message, **exc.to_body(), "errorType": error_type}
-    headers = {"x-amzn-ErrorType": error_type, **retry_headers(exc)}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def invoke(request: Request) -> Response:
@@ -121,8 +56,18 @@ async def _invoke(request: Request, platform: Platform) -> Response:
     client_context = request.headers.get("x-amz-client-context")
     if client_context:
         client_context = base64.b64decode(client_context).decode("utf-8", errors="replace")
-    invocation = await platform.invoke(
-        name, payload, client_context=client_context, qualifier=qualifier
+    # botocore sends a call again (same amz-sdk-invocation-id) after its read timeout: the
+    # retry attaches to the first execution instead of running the function twice.
+    invocation_id = request.headers.get("amz-sdk-invocation-id")
+    principal = request.scope.get("state", {}).get("principal")
+    call = (
+        call_key(principal.key_id if principal else "", name, qualifier, invocation_id, payload)
+        if invocation_id
+        else None
+    )
+    invocation = await request.app.state.sync_calls.run(
+        call,
+        lambda: platform.invoke(name, payload, client_context=client_context, qualifier=qualifier),
     )
     headers = {"X-Amz-Executed-Version": invocation.version}
     if request.headers.get("x-amz-log-type") == "Tail":

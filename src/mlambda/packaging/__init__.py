@@ -1,0 +1,1 @@
+"""Where a function's code comes from and the shapes it arrives in."""
