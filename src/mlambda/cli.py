@@ -46,6 +46,7 @@ SERVE_FIELDS = (
     "region",
     "access_log",
     "max_instances_total",
+    "concurrency_limit",
     "max_memory_mb",
     "tls_cert",
     "tls_key",
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlambda.admin_cli import add_commands
     from mlambda.async_cli import add_commands as add_async_commands
+    from mlambda.concurrency_cli import add_commands as add_concurrency_commands
     from mlambda.queue_cli import add_commands as add_queue_commands
     from mlambda.versions_cli import add_commands as add_version_commands
 
@@ -350,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         *add_async_commands(commands, _with_client),
         *add_queue_commands(commands, _with_client),
         *add_version_commands(commands, _with_client),
+        *add_concurrency_commands(commands, _with_client),
     ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)

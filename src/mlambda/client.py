@@ -118,6 +118,20 @@ class Client:
     def delete_alias(self, name: str, alias: str) -> None:
         self._request("DELETE", f"/v1/functions/{name}/aliases/{alias}")
 
+    def concurrency(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/functions/{name}/concurrency").json()
+
+    def set_reserved(self, name: str, reserved: int | None) -> dict[str, Any]:
+        body = {"reserved": reserved}
+        return self._request("PUT", f"/v1/functions/{name}/concurrency", json=body).json()
+
+    def set_provisioned(self, name: str, qualifier: str, requested: int | None) -> None:
+        path = f"/v1/functions/{name}/provisioned/{qualifier}"
+        if requested is None:
+            self._request("DELETE", path)
+        else:
+            self._request("PUT", path, json={"requested": requested})
+
     def invoke(self, name: str, payload: bytes) -> bytes:
         response = self._request(
             "POST",

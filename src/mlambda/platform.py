@@ -30,9 +30,11 @@ from mlambda.observe.observer import PlatformObserver
 from mlambda.observe.processes import process_rows
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
+from mlambda.pool.concurrency import Concurrency
 from mlambda.pool.environment import THREAD_POOL_VARIABLES
 from mlambda.pool.invocation import Invocation
 from mlambda.pool.pool import Pool
+from mlambda.provisioning import Provisioning
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import LATEST, is_unchanged
 from mlambda.router import Router, not_found_message, pool_key
@@ -90,7 +92,21 @@ class Platform:
         self.router = Router(
             self.registry, cache, self._make_pool, retire=self._collect, region=settings.region
         )
-        self.versions = Versioning(self.registry, self.router, self._collect, self.metrics)
+        # Reserved concurrency (calls at once per function, within --concurrency-limit) and
+        # provisioned concurrency (instances kept started per version or alias).
+        self.concurrency = Concurrency(
+            settings.concurrency_limit, self.registry.concurrency.reserved()
+        )
+        self.provisioning = Provisioning(
+            self.registry.concurrency, self.concurrency, self.router, self.max_memory_mb
+        )
+        self.versions = Versioning(
+            self.registry,
+            self.router,
+            self._collect,
+            self.metrics,
+            provisioning=self.provisioning,
+        )
         # Asynchronous invocations: the durable queue and its dispatcher (events/).
         self.async_configs = AsyncConfigs(self.registry, self.current)
         consumer = f"{socket.gethostname()}:{data}"
@@ -149,6 +165,8 @@ class Platform:
             if record.spec.min_instances > 0:
                 with contextlib.suppress(Exception):
                     await self.router.pool_for(record.name)
+        with contextlib.suppress(Exception):
+            await self.provisioning.start()
         self._warming = asyncio.get_running_loop().create_task(self._warm_runtimes())
         await self.async_invoker.start()
 
@@ -239,15 +257,23 @@ class Platform:
         version = self.router.resolve(name, qualifier)
         pool = await self.router.pool_for(name, version)
         await self._admit(pool)
-        return await pool.invoke(
-            payload,
-            request_id,
-            client_context=client_context,
-            kind=kind,
-            params=params,
-            qualifier=qualifier,
-            background=background,
-        )
+        try:
+            self.concurrency.admit(name)  # reserved concurrency, the account's limit
+        except Throttled as refusal:
+            self.observer.throttled(pool.record, refusal.message)
+            raise
+        try:
+            return await pool.invoke(
+                payload,
+                request_id,
+                client_context=client_context,
+                kind=kind,
+                params=params,
+                qualifier=qualifier,
+                background=background,
+            )
+        finally:
+            self.concurrency.done(name)
 
     async def _admit(self, pool: Pool) -> None:
         """The function's own rate limit (all callers together), before any instance work."""
@@ -302,6 +328,7 @@ class Platform:
         if record is None:
             raise FunctionNotFound(not_found_message(name, [r.name for r in self.registry.list()]))
         await self.router.remove(name)
+        self.provisioning.forget(name)
         self.async_configs.forget(name)
         self.metrics.forget(name)
         self._collect(record.digest)

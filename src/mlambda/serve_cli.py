@@ -210,6 +210,12 @@ def add_serve_command(commands: Any) -> None:
         help="instances the platform runs at once, all functions together (default 256)",
     )
     serve.add_argument(
+        "--concurrency-limit",
+        type=int,
+        help="calls running at once, all functions together (Lambda's account limit; "
+        "reserved concurrency is carved out of it; default 1000)",
+    )
+    serve.add_argument(
         "--max-memory-mb",
         type=int,
         help="memory one function may ask for (memory_mb, and x min_instances); "

@@ -76,6 +76,9 @@ class Settings:
     # What the whole platform may run: instances at once (all functions together), and
     # memory in MB for one function's instance or provisioned instances (0: the machine's).
     max_instances_total: int = 256
+    # Calls running at once, all functions together (Lambda's account concurrency limit):
+    # reserved concurrency is carved out of it, the rest is shared.
+    concurrency_limit: int = 1000
     max_memory_mb: int = 0
     # Instance isolation: "auto" (as far as this machine allows, saying what it cannot),
     # "require" (refuse to start without all of it) or "off" (debugging only).

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mlambda.errors import NotFound
 from mlambda.observe.metrics import Metrics
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import Alias, Routing
 from mlambda.router import Router
+
+if TYPE_CHECKING:
+    from mlambda.provisioning import Provisioning
 
 
 class Versioning:
@@ -21,6 +25,8 @@ class Versioning:
         collect: Callable[[str], None],
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        *,
+        provisioning: Provisioning | None = None,
     ) -> None:
         self.releases = registry.releases
         self.router = router
@@ -28,6 +34,13 @@ class Versioning:
         self.collect = collect
         self.metrics = metrics
         self.clock = clock
+        # Instances kept for provisioned concurrency follow an alias when it moves.
+        self.provisioning = provisioning
+
+    async def _moved(self, name: str, deleted: str | None = None) -> None:
+        self.router.forget_aliases(name)
+        if self.provisioning is not None:
+            await self.provisioning.alias_changed(name, deleted)
 
     def publish(
         self, name: str, description: str = "", *, code_sha256: str = "", revision: str = ""
@@ -41,6 +54,8 @@ class Versioning:
         return [self.router.function(name), *self.releases.versions(name)]
 
     async def delete_version(self, name: str, version: str) -> FunctionRecord:
+        if self.provisioning is not None:
+            self.provisioning.check_version_free(name, version)
         record = self.releases.delete_version(name, version)
         await self.router.remove_version(name, version)
         self.metrics.forget(name, version)
@@ -58,7 +73,7 @@ class Versioning:
             raise NotFound(f"Alias not found: {name}:{alias}")
         return found
 
-    def set_alias(
+    async def set_alias(
         self,
         name: str,
         alias: str,
@@ -79,16 +94,16 @@ class Versioning:
                 revision=revision,
             )
         finally:
-            self.router.forget_aliases(name)
+            await self._moved(name)
 
-    def rollback(self, name: str, alias: str) -> Alias:
+    async def rollback(self, name: str, alias: str) -> Alias:
         try:
             return self.releases.rollback(name, alias, self.clock())
         finally:
-            self.router.forget_aliases(name)
+            await self._moved(name)
 
-    def delete_alias(self, name: str, alias: str) -> Alias:
+    async def delete_alias(self, name: str, alias: str) -> Alias:
         try:
             return self.releases.delete_alias(name, alias)
         finally:
-            self.router.forget_aliases(name)
+            await self._moved(name, deleted=alias)

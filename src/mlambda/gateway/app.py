@@ -16,6 +16,7 @@ from starlette.routing import Route
 from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
+    concurrency,
     functions,
     invocations,
     invoke,
@@ -111,6 +112,18 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/aliases/{alias}", versions.put_alias, methods=["PUT"]),
         Route("/v1/functions/{name}/aliases/{alias}", versions.delete_alias, methods=["DELETE"]),
         Route("/v1/functions/{name}/aliases/{alias}/rollback", versions.rollback, methods=["POST"]),
+        Route("/v1/functions/{name}/concurrency", concurrency.get_concurrency, methods=["GET"]),
+        Route("/v1/functions/{name}/concurrency", concurrency.put_concurrency, methods=["PUT"]),
+        Route(
+            "/v1/functions/{name}/provisioned/{qualifier}",
+            concurrency.put_provisioned,
+            methods=["PUT"],
+        ),
+        Route(
+            "/v1/functions/{name}/provisioned/{qualifier}",
+            concurrency.delete_provisioned,
+            methods=["DELETE"],
+        ),
         Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/functions/{name}/dead-letters", invocations.dead_letters, methods=["GET"]),
         Route("/v1/functions/{name}/invocations/{id}/replay", invocations.replay, methods=["POST"]),

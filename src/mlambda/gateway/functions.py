@@ -50,7 +50,9 @@ async def put_function(request: Request) -> Response:
         )
         reply["published"] = version.to_dict()
         if alias:
-            moved, _ = platform.versions.set_alias(record.name, alias, Routing(version.version))
+            moved, _ = await platform.versions.set_alias(
+                record.name, alias, Routing(version.version)
+            )
             reply["alias"] = moved.to_dict()
     return JSONResponse(reply, status)
 

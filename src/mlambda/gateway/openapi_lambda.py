@@ -88,6 +88,21 @@ def lambda_paths() -> dict[str, Any]:
             "delete": _op("DeleteFunctionUrlConfig", "204"),
         },
         "/2016-08-19/account-settings": {"get": _op("GetAccountSettings")},
+        "/2017-10-31/functions/{name}/concurrency": {
+            "parameters": [NAME],
+            "put": _op("PutFunctionConcurrency", "200", 413, body=True),
+            "delete": _op("DeleteFunctionConcurrency", "204"),
+        },
+        "/2019-09-30/functions/{name}/concurrency": {
+            "parameters": [NAME],
+            "get": _op("GetFunctionConcurrency"),
+        },
+        "/2019-09-30/functions/{name}/provisioned-concurrency": {
+            "parameters": [NAME, QUALIFIER, _param("List", "query", enum=["ALL"])],
+            "get": _op("GetProvisionedConcurrencyConfig"),
+            "put": _op("PutProvisionedConcurrencyConfig", "202", 409, 413, body=True),
+            "delete": _op("DeleteProvisionedConcurrencyConfig", "204", 409),
+        },
         "/v1/code/{digest}": {
             "parameters": [
                 _param("digest", type="string"),

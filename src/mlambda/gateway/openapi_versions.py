@@ -1,4 +1,4 @@
-"""The OpenAPI document's versions and aliases routes."""
+"""The OpenAPI document's versions, aliases and concurrency routes."""
 
 from __future__ import annotations
 
@@ -74,6 +74,39 @@ def version_paths() -> dict[str, Any]:
                 },
             },
             "delete": {"responses": {"204": {"description": "Deleted"}, **_errors(404)}},
+        },
+        f"{FN}/concurrency": {
+            "parameters": [NAME],
+            "get": {
+                "responses": {"200": _json(OBJECT, "Reserved and provisioned"), **_errors(404)}
+            },
+            "put": {
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["reserved"],
+                        "properties": {"reserved": {"type": ["integer", "null"], "minimum": 0}},
+                    }
+                ),
+                "responses": {"200": _json(OBJECT, "Set"), **_errors(400, 404, 413)},
+            },
+        },
+        f"{FN}/provisioned/{{qualifier}}": {
+            "parameters": [
+                NAME,
+                _param("qualifier", type="string", pattern="^[A-Za-z0-9_-]{1,128}$"),
+            ],
+            "put": {
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["requested"],
+                        "properties": {"requested": {"type": "integer", "minimum": 1}},
+                    }
+                ),
+                "responses": {"200": _json(OBJECT, "Set"), **_errors(400, 404, 413)},
+            },
+            "delete": {"responses": {"204": {"description": "Deleted"}, **_errors(400, 404)}},
         },
         f"{FN}/aliases/{{alias}}/rollback": {
             "parameters": [NAME, ALIAS],

@@ -83,7 +83,7 @@ async def put_alias(request: Request) -> Response:
     if not isinstance(weights, dict):
         raise InvalidSpec('weights must be an object: {"VERSION": share in [0, 1)}')
     name, alias_name = request.path_params["name"], request.path_params["alias"]
-    alias, created = _platform(request).versions.set_alias(
+    alias, created = await _platform(request).versions.set_alias(
         name,
         alias_name,
         Routing(version, parse_weights(weights)),
@@ -96,14 +96,14 @@ async def put_alias(request: Request) -> Response:
 
 async def rollback(request: Request) -> Response:
     name, alias_name = request.path_params["name"], request.path_params["alias"]
-    alias = _platform(request).versions.rollback(name, alias_name)
+    alias = await _platform(request).versions.rollback(name, alias_name)
     terminal.info("rollback %s:%s -> %s", name, alias_name, _routes(alias.routing))
     return JSONResponse(alias.to_dict())
 
 
 async def delete_alias(request: Request) -> Response:
     name, alias_name = request.path_params["name"], request.path_params["alias"]
-    _platform(request).versions.delete_alias(name, alias_name)
+    await _platform(request).versions.delete_alias(name, alias_name)
     return Response(status_code=204)
 
 

@@ -107,6 +107,8 @@ class Pool:
         # A model function's signature, once an instance has told it (inference protocol).
         self.metadata: bytes | None = None
         self.starting = 0
+        # Instances provisioned concurrency keeps started for this version (provision()).
+        self.provisioned = 0
         self.closed = False
         self._queue: collections.deque[_Item] = collections.deque()
         # Batches a request is still filling (max_wait_ms), and a signal for new arrivals.
@@ -397,6 +399,21 @@ class Pool:
         """Bring the pool to min_instances (provisioned concurrency)."""
         self._scale()
 
+    @property
+    def min_instances(self) -> int:
+        """Instances kept started: the spec's min_instances, or what provisioned concurrency
+        asks of this version (provisioning.py), whichever is more."""
+        return max(self.spec.min_instances, self.provisioned)
+
+    def provision(self, instances: int) -> None:
+        lowered = instances < self.provisioned
+        self.provisioned = instances
+        self._scale()
+        if lowered:  # idle instances kept for it stop after keep_alive_s, as any idle one
+            for instance in self.instances:
+                if instance.state is State.READY and instance.active == 0:
+                    self._arm_idle_timer(instance)
+
     def prepare(self, template: bool = True) -> None:
         """Have the backend build what a start will need in the background: the runtime
         zygote, and the template too unless ``template`` is false."""
@@ -416,7 +433,7 @@ class Pool:
             running=sum(1 for i in self.instances if i.state is State.READY),
             starting=self.starting,
             concurrency=self.spec.concurrency * per_call,
-            min_instances=self.spec.min_instances,
+            min_instances=self.min_instances,
             max_instances=self.spec.max_instances,
         )
         wanted = scaling.instances_to_start(snapshot)
@@ -566,7 +583,7 @@ class Pool:
                 self.clock(),
                 self.spec.keep_alive_s,
                 running,
-                self.spec.min_instances,
+                self.min_instances,
             )
         ):
             self._spawn(instance.stop())

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from mlambda.errors import InvalidSpec
 from mlambda.events.config import AsyncSpec
 from mlambda.registry import tables
+from mlambda.registry.concurrency import ConcurrencySettings
 from mlambda.registry.model import LATEST, FunctionRecord, is_unchanged
 from mlambda.registry.releases import Releases
 from mlambda.spec import FunctionSpec
@@ -21,6 +22,7 @@ class Registry:
         self.engine = sa.create_engine(url)
         tables.metadata.create_all(self.engine)
         self.releases = Releases(self.engine)
+        self.concurrency = ConcurrencySettings(self.engine)
 
     @classmethod
     def sqlite(cls, path: Path) -> Registry:
@@ -79,6 +81,7 @@ class Registry:
             table = tables.event_invoke_configs
             conn.execute(table.delete().where(table.c.name == name))
             Releases.delete_all(conn, name)
+            ConcurrencySettings.delete_all(conn, name)
         return _record(row._mapping)
 
     def event_invoke_configs(self) -> dict[str, tuple[AsyncSpec, float]]:

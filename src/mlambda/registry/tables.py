@@ -66,3 +66,23 @@ aliases = sa.Table(
     sa.Column("revision_id", sa.String(36), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Reserved concurrency (PutFunctionConcurrency): at most this many calls at once, kept apart.
+reserved_concurrency = sa.Table(
+    "reserved_concurrency",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("reserved", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Provisioned concurrency (PutProvisionedConcurrencyConfig): instances kept started for a
+# version or an alias.
+provisioned_concurrency = sa.Table(
+    "provisioned_concurrency",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("qualifier", sa.String(128), primary_key=True),
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -38,6 +38,7 @@ EIC = "/2019-09-25/functions/{name}/event-invoke-config"
 LF = "/2015-03-31/functions"
 LFN = f"{LF}/{{name}}"
 LURL = "/2021-10-31/functions/{name}/url"
+PC = "/2019-09-30/functions/{name}/provisioned-concurrency"
 V2V = "/v2/models/{name}/versions/{version}"
 RULES = (
     Rule("GET", "/healthz", "open"),
@@ -59,6 +60,10 @@ RULES = (
     Rule("PUT", f"{FN}/aliases/{{alias}}", "deploy", "function.alias.put"),
     Rule("DELETE", f"{FN}/aliases/{{alias}}", "deploy", "function.alias.delete"),
     Rule("POST", f"{FN}/aliases/{{alias}}/rollback", "deploy", "function.alias.rollback"),
+    Rule("GET", f"{FN}/concurrency", "read"),
+    Rule("PUT", f"{FN}/concurrency", "deploy", "function.concurrency.put"),
+    Rule("PUT", f"{FN}/provisioned/{{qualifier}}", "deploy", "function.provisioned.put"),
+    Rule("DELETE", f"{FN}/provisioned/{{qualifier}}", "deploy", "function.provisioned.delete"),
     Rule("GET", f"{FN}/invocations", "read"),
     Rule("GET", f"{FN}/dead-letters", "read"),
     Rule("POST", f"{FN}/invocations/{{id}}/replay", "invoke"),
@@ -94,6 +99,17 @@ RULES = (
     Rule("PUT", LURL, "deploy", "function.url.put"),
     Rule("DELETE", LURL, "deploy", "function.url.delete"),
     Rule("GET", "/2016-08-19/account-settings", "read"),
+    Rule("PUT", "/2017-10-31/functions/{name}/concurrency", "deploy", "function.concurrency.put"),
+    Rule(
+        "DELETE",
+        "/2017-10-31/functions/{name}/concurrency",
+        "deploy",
+        "function.concurrency.delete",
+    ),
+    Rule("GET", "/2019-09-30/functions/{name}/concurrency", "read"),
+    Rule("GET", PC, "read"),
+    Rule("PUT", PC, "deploy", "function.provisioned.put"),
+    Rule("DELETE", PC, "deploy", "function.provisioned.delete"),
     # GetFunction's Code.Location: the link's signature is its key (lambda_api/code.py).
     Rule("GET", "/v1/code/{digest}", "open"),
     Rule("GET", EIC, "read"),

@@ -83,7 +83,7 @@ async def create_alias(request: Request) -> Response:
     version = _version(body, required=True)
     assert version is not None
     weights = parse_weights(shapes.routing_weights(body) or {})
-    alias, _ = platform.versions.set_alias(
+    alias, _ = await platform.versions.set_alias(
         name,
         alias_name,
         Routing(version, weights),
@@ -114,7 +114,7 @@ async def update_alias(request: Request) -> Response:
     routing = Routing(
         version, current.routing.weights if weights is None else parse_weights(weights)
     )
-    alias, _ = platform.versions.set_alias(
+    alias, _ = await platform.versions.set_alias(
         name,
         alias_name,
         routing,
@@ -129,7 +129,7 @@ async def update_alias(request: Request) -> Response:
 @aws_route
 async def delete_alias(request: Request) -> Response:
     name, _ = target(request)
-    platform_of(request).versions.delete_alias(name, request.path_params["alias"])
+    await platform_of(request).versions.delete_alias(name, request.path_params["alias"])
     return Response(status_code=204)
 
 

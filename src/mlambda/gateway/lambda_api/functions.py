@@ -109,12 +109,14 @@ async def get_function(request: Request) -> Response:
     name, qualifier = target(request)
     record = record_for(platform, name, qualifier)
     location = code.link(str(request.base_url), record.digest, time.time())
-    return JSONResponse(
-        {
-            "Configuration": configuration(platform, record),
-            "Code": {"RepositoryType": "S3", "Location": location},
-        }
-    )
+    reply: dict[str, Any] = {
+        "Configuration": configuration(platform, record),
+        "Code": {"RepositoryType": "S3", "Location": location},
+    }
+    reserved = platform.provisioning.reserved(name)
+    if reserved is not None:
+        reply["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return JSONResponse(reply)
 
 
 @aws_route
@@ -234,8 +236,8 @@ async def get_account_settings(request: Request) -> Response:
             "AccountLimit": {
                 "CodeSizeUnzipped": settings.max_unpacked_bytes,
                 "CodeSizeZipped": settings.max_bundle_bytes,
-                "ConcurrentExecutions": settings.max_instances_total,
-                "UnreservedConcurrentExecutions": settings.max_instances_total,
+                "ConcurrentExecutions": platform.concurrency.limit,
+                "UnreservedConcurrentExecutions": platform.concurrency.unreserved,
             },
             "AccountUsage": {
                 "TotalCodeSize": total,

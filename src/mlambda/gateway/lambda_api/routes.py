@@ -6,12 +6,14 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from mlambda.gateway import event_config
-from mlambda.gateway.lambda_api import aliases, code, functions, invoke, urls
+from mlambda.gateway.lambda_api import aliases, code, concurrency, functions, invoke, urls
 
 F = "/2015-03-31/functions"
 FN = f"{F}/{{name}}"
 URL = "/2021-10-31/functions/{name}/url"
 EIC = "/2019-09-25/functions/{name}/event-invoke-config"
+RESERVED = "/2017-10-31/functions/{name}/concurrency"
+PROVISIONED = "/2019-09-30/functions/{name}/provisioned-concurrency"
 
 
 def routes() -> list[Route]:
@@ -38,5 +40,15 @@ def routes() -> list[Route]:
         Route("/2016-08-19/account-settings", functions.get_account_settings, methods=["GET"]),
         Route(EIC, event_config.event_invoke_config, methods=["GET", "PUT", "POST", "DELETE"]),
         Route(f"{EIC}/list", event_config.list_event_invoke_configs, methods=["GET"]),
+        Route(RESERVED, concurrency.put_function_concurrency, methods=["PUT"]),
+        Route(RESERVED, concurrency.delete_function_concurrency, methods=["DELETE"]),
+        Route(
+            "/2019-09-30/functions/{name}/concurrency",
+            concurrency.get_function_concurrency,
+            methods=["GET"],
+        ),
+        Route(PROVISIONED, concurrency.put_provisioned, methods=["PUT"]),
+        Route(PROVISIONED, concurrency.get_provisioned, methods=["GET"]),
+        Route(PROVISIONED, concurrency.delete_provisioned, methods=["DELETE"]),
         Route(code.PATH, code.download, methods=["GET"]),
     ]
