@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async
+.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -50,11 +50,15 @@ clean:
 	rm -rf $(VENV) .mlambda
 
 ## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
-bench: bench-coldstart bench-models bench-sandbox bench-async
+bench: bench-coldstart bench-models bench-sandbox bench-async bench-provided
 
 ## bench-coldstart: cold start of handler functions, every tier side by side
 bench-coldstart: install examples/fraud/model.joblib
 	$(BIN)/python bench/coldstart.py
+
+## bench-provided: cold start of a provided runtime (awslambdaric) beside a Python function
+bench-provided: install
+	$(BIN)/python bench/provided.py
 
 ## bench-sandbox: what the sandbox costs a cold start, on vs off side by side
 bench-sandbox: install examples/fraud/model.joblib

@@ -22,6 +22,7 @@ import msgspec
 from mlambda import unpacking
 from mlambda.errors import InvalidSpec
 from mlambda.runtime.loaders import FRAMEWORKS, detect
+from mlambda.runtimes import BOOTSTRAP
 from mlambda.spec import NAME_PATTERN, SPEC_FILE, FunctionSpec, parse_spec
 
 # Never shipped: caches and tooling state that differ between machines but not in meaning.
@@ -153,10 +154,29 @@ def read_spec(
     if len(text) > MAX_SPEC_BYTES:
         raise InvalidSpec(f"{SPEC_FILE} is over {MAX_SPEC_BYTES} bytes")
     spec = parse_spec(text, name=name, name_from="the function name in the deploy URL")
-    if spec.is_model:
+    if spec.is_provided:
+        _check_bootstrap(members)
+    elif spec.is_model:
         return _check_model(spec, members)
-    _check_handler_module(spec, set(members))
+    else:
+        _check_handler_module(spec, set(members))
     return spec
+
+
+def _check_bootstrap(members: dict[str, tarfile.TarInfo]) -> None:
+    """A provided runtime starts the bundle's ``bootstrap``: it must be there, executable."""
+    member = members.get(BOOTSTRAP)
+    if member is None or not (member.isfile() or member.issym()):
+        raise InvalidSpec(
+            f"{SPEC_FILE}: function.runtime is a provided runtime, but the bundle has no "
+            f"{BOOTSTRAP!r} file at its root: the executable that serves the calls through the "
+            "Lambda Runtime API (docs/lambda.md)"
+        )
+    if member.isfile() and not member.mode & 0o111:
+        raise InvalidSpec(
+            f"{SPEC_FILE}: the bundle's {BOOTSTRAP!r} is not executable; "
+            f"chmod +x {BOOTSTRAP} and deploy again"
+        )
 
 
 def _check_model(spec: FunctionSpec, members: dict[str, tarfile.TarInfo]) -> FunctionSpec:

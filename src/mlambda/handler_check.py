@@ -64,7 +64,7 @@ def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
 
 
 def check_handler_defined(spec: FunctionSpec, task_root: Path) -> None:
-    if spec.is_model or ":" not in spec.handler:
+    if spec.is_model or spec.is_provided or ":" not in spec.handler:
         return
     module, _, function = spec.handler.partition(":")
     path = module_source(task_root, module)

@@ -14,6 +14,7 @@ from mlambda.errors import InvalidSpec
 from mlambda.events.config import AsyncSpec, check_async
 from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
 from mlambda.runtime.loaders import preload as runtime_preload
+from mlambda.runtimes import check_provided, is_provided, is_supported, unsupported
 from mlambda.urlconfig import CorsSpec, UrlSpec, check_url
 
 SPEC_FILE = "mlambda.toml"
@@ -26,7 +27,6 @@ MAX_DESCRIPTION = 1024
 MAX_PRELOAD = 64
 MAX_ENVIRONMENT_BYTES = 64 * 1024
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RUNTIME_PATTERN = re.compile(r"python3\.\d+")
 # Patterns are used with fullmatch: "$" would accept a trailing newline.
 # Variables the platform sets for every instance (Lambda's reserved names); a spec may not override.
 RESERVED_ENV = frozenset(
@@ -44,6 +44,7 @@ RESERVED_ENV = frozenset(
         "LAMBDA_TASK_ROOT",
         "LAMBDA_RUNTIME_DIR",
         "_HANDLER",
+        "MLAMBDA_BOOTSTRAP",  # the platform's own: which bootstrap an instance runs
     }
 )
 
@@ -81,7 +82,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     async_: AsyncSpec | None = msgspec.field(default=None, name="async")
     description: str = ""
     # The Lambda API's Runtime and Role, kept and returned as given. A python3.x runtime runs
-    # on the platform's Python; a role grants nothing here (API keys do).
+    # on the platform's Python, a provided one the bundle's bootstrap (runtimes.py); a role
+    # grants nothing here (API keys do).
     runtime: str = ""
     role: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
@@ -143,6 +145,11 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     @property
     def is_model(self) -> bool:
         return bool(self.model)
+
+    @property
+    def is_provided(self) -> bool:
+        """A custom runtime: the bundle's bootstrap serves the calls (runtime/provided.py)."""
+        return is_provided(self.runtime)
 
     @property
     def modules_to_preload(self) -> list[str]:
@@ -258,7 +265,11 @@ def _check(spec: FunctionSpec, source: str) -> None:
         raise InvalidSpec(
             f"{source}: function.name must be 1-64 letters, digits, '-' or '_', got {spec.name!r}"
         )
-    if spec.model:
+    if spec.runtime and not is_supported(spec.runtime):
+        raise InvalidSpec(f"{source}: function.runtime {unsupported(spec.runtime)}")
+    if spec.is_provided:
+        check_provided(spec, source)
+    elif spec.model:
         _check_model(spec, source)
     elif not HANDLER_PATTERN.fullmatch(spec.handler):
         hint = ""
@@ -292,11 +303,6 @@ def _check(spec: FunctionSpec, source: str) -> None:
         raise InvalidSpec(
             f"{source}: function.network must be one of {', '.join(NETWORKS)}, "
             f"got {spec.network!r}{hint}"
-        )
-    if spec.runtime and not RUNTIME_PATTERN.fullmatch(spec.runtime):
-        raise InvalidSpec(
-            f"{source}: function.runtime must be a python3.x runtime (it runs on the "
-            f"platform's Python), got {spec.runtime!r}"
         )
     if len(spec.role) > 2048:
         raise InvalidSpec(f"{source}: function.role is over 2048 characters")

@@ -55,6 +55,10 @@ FAILING = """
 def served(shared_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("fns")
     shared_server.deploy(write_function(root, "envfn", ENVFN, memory_mb=256))
+    # Instances forked from the runtime zygote (no template) run init with the same environment.
+    shared_server.deploy(
+        write_function(root, "envfn-untemplated", ENVFN, memory_mb=256, fork_template=False)
+    )
     shared_server.deploy(write_function(root, "failing", FAILING))
     return shared_server
 
@@ -63,14 +67,15 @@ def _lambda(server, secret: str | None = None):  # type: ignore[no-untyped-def]
     return lambda_client(server, secret)
 
 
-def _call(server, **kwargs) -> dict:  # type: ignore[no-untyped-def]
-    response = _lambda(server).invoke(FunctionName="envfn", Payload=b"{}", **kwargs)
+def _call(server, name: str = "envfn", **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    response = _lambda(server).invoke(FunctionName=name, Payload=b"{}", **kwargs)
     assert "FunctionError" not in response, response["Payload"].read()
     return json.load(response["Payload"])
 
 
-def test_a_handler_sees_lambdas_environment_and_an_aws_client_made_at_import_works(served):
-    out = _call(served)
+@pytest.mark.parametrize("name", ["envfn", "envfn-untemplated"])
+def test_a_handler_sees_lambdas_environment_and_an_aws_client_made_at_import_works(served, name):
+    out = _call(served, name)
     env = out["env"]
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1" == out["region"]
     assert (
@@ -81,10 +86,10 @@ def test_a_handler_sees_lambdas_environment_and_an_aws_client_made_at_import_wor
     assert env["TZ"] == ":UTC"
     assert env["_HANDLER"] == "app.handler"
     assert out["runtime_dir_exists"]
-    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "envfn"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
-    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/envfn"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == f"/aws/lambda/{name}"
     # The same stream name in the environment and the context, YYYY/MM/DD/[version]id.
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == out["log_stream_name"]
     assert out["log_stream_name"].count("/") == 3 and "[$LATEST]" in out["log_stream_name"]

@@ -308,30 +308,69 @@ def test_a_scoped_key_creates_only_the_functions_its_pattern_names(aws, server):
     aws.delete_function(FunctionName="team-a")
 
 
-def test_the_aws_cli_creates_publishes_aliases_and_deletes(server, tmp_path):
-    (tmp_path / "code.zip").write_bytes(lambda_zip(5))
-    steps = [
-        ("create-function", "--function-name", "cli-fn", "--runtime", "python3.11",
-         "--role", ROLE, "--handler", "lambda_function.handler",
-         "--zip-file", "fileb://code.zip"),
-        ("wait", "function-active-v2", "--function-name", "cli-fn"),
-        ("publish-version", "--function-name", "cli-fn"),
-        ("create-alias", "--function-name", "cli-fn", "--name", "live",
-         "--function-version", "1"),
-        ("invoke", "--function-name", "cli-fn", "--qualifier", "live", "out.json"),
-    ]  # fmt: skip
-    for step in steps:
-        done = aws_cli(server, *step, cwd=tmp_path)
-        assert done.returncode == 0, (step, done.stderr)
-    assert json.loads((tmp_path / "out.json").read_text())["version"] == "1"
-    listed = aws_cli(server, "list-functions", cwd=tmp_path)
-    assert "cli-fn" in [f["FunctionName"] for f in json.loads(listed.stdout)["Functions"]]
-    missing = aws_cli(server, "get-alias", "--function-name", "cli-fn", "--name", "x", cwd=tmp_path)
-    assert missing.returncode != 0 and "(ResourceNotFoundException)" in missing.stderr
-    assert (
-        aws_cli(server, "delete-function", "--function-name", "cli-fn", cwd=tmp_path).returncode
-        == 0
+def _cli(server: Server, tmp_path, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    done = aws_cli(server, *args, cwd=tmp_path)
+    assert done.returncode == 0, (args, done.stderr)
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def test_the_aws_cli_rolls_a_function_out_and_back(server, tmp_path):
+    """The rollout as a script written for Lambda runs it, step by step, with `aws lambda`."""
+    (tmp_path / "v5.zip").write_bytes(lambda_zip(5))
+    (tmp_path / "v6.zip").write_bytes(lambda_zip(6))
+    fn = ("--function-name", "cli-fn")
+    _cli(server, tmp_path, "create-function", *fn, "--runtime", "python3.11", "--role", ROLE,
+         "--handler", "lambda_function.handler", "--zip-file", "fileb://v5.zip")  # fmt: skip
+    _cli(server, tmp_path, "wait", "function-active-v2", *fn)
+    tail = _cli(server, tmp_path, "invoke", *fn, "--log-type", "Tail", "out.json")
+    assert tail["StatusCode"] == 200 and tail["ExecutedVersion"] == "$LATEST"
+    assert "REPORT RequestId:" in base64.b64decode(tail["LogResult"]).decode()
+    assert json.loads((tmp_path / "out.json").read_text())["generation"] == 5
+    event = _cli(server, tmp_path, "invoke", *fn, "--invocation-type", "Event", "event.json")
+    assert event["StatusCode"] == 202
+    dry = _cli(server, tmp_path, "invoke", *fn, "--invocation-type", "DryRun", "dry.json")
+    assert dry["StatusCode"] == 204
+
+    assert _cli(server, tmp_path, "publish-version", *fn)["Version"] == "1"
+    _cli(server, tmp_path, "create-alias", *fn, "--name", "live", "--function-version", "1")
+    _cli(server, tmp_path, "update-function-code", *fn, "--zip-file", "fileb://v6.zip")
+    _cli(server, tmp_path, "wait", "function-updated-v2", *fn)
+    assert _cli(server, tmp_path, "publish-version", *fn)["Version"] == "2"
+    canary = _cli(server, tmp_path, "update-alias", *fn, "--name", "live",
+                  "--routing-config", "AdditionalVersionWeights={2=0.1}")  # fmt: skip
+    assert canary["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.1}}
+    shifted = _cli(server, tmp_path, "update-alias", *fn, "--name", "live",
+                   "--function-version", "2", "--routing-config", "{}")  # fmt: skip
+    assert shifted["FunctionVersion"] == "2"
+    _cli(server, tmp_path, "invoke", *fn, "--qualifier", "live", "out.json")
+    assert json.loads((tmp_path / "out.json").read_text())["version"] == "2"
+    assert server.cli("rollback", "cli-fn", "live").returncode == 0  # Lambda has no rollback
+    back = _cli(server, tmp_path, "get-alias", *fn, "--name", "live")
+    assert (back["FunctionVersion"], back["RoutingConfig"]) == (
+        "1",
+        {"AdditionalVersionWeights": {"2": 0.1}},
     )
+
+    reserved = _cli(server, tmp_path, "put-function-concurrency", *fn,
+                    "--reserved-concurrent-executions", "3")  # fmt: skip
+    assert reserved == {"ReservedConcurrentExecutions": 3}
+    assert _cli(server, tmp_path, "get-function-concurrency", *fn) == reserved
+    provisioned = _cli(
+        server, tmp_path, "put-provisioned-concurrency-config", *fn, "--qualifier", "live",
+        "--provisioned-concurrent-executions", "1",
+    )  # fmt: skip
+    assert provisioned["RequestedProvisionedConcurrentExecutions"] == 1
+    _cli(server, tmp_path, "delete-provisioned-concurrency-config", *fn, "--qualifier", "live")
+    _cli(server, tmp_path, "delete-function-concurrency", *fn)
+
+    listed = _cli(server, tmp_path, "list-functions")
+    assert "cli-fn" in [f["FunctionName"] for f in listed["Functions"]]
+    missing = aws_cli(server, "get-alias", *fn, "--name", "x", cwd=tmp_path)
+    assert missing.returncode != 0 and "(ResourceNotFoundException)" in missing.stderr
+    _cli(server, tmp_path, "delete-alias", *fn, "--name", "live")
+    _cli(server, tmp_path, "delete-function", *fn)
+    gone = aws_cli(server, "get-function", *fn, cwd=tmp_path)
+    assert gone.returncode != 0 and "(ResourceNotFoundException)" in gone.stderr
 
 
 def test_a_zip_file_blob_is_base64_on_the_wire(server):

@@ -21,6 +21,7 @@ def test_the_worker_imports_only_the_runtime_stdlib_and_msgspec():
     assert ours <= {
         "mlambda.runtime",
         "mlambda.runtime.worker",
+        "mlambda.runtime.process",
         "mlambda.runtime.protocol",
         "mlambda.runtime.handler",
         "mlambda.runtime.capture",

@@ -49,7 +49,9 @@ class StartRequest:
 
     @property
     def fork_template(self) -> bool:
-        return self.spec.fork_template
+        # A provided runtime's template runs none of its code (each instance starts its own
+        # bootstrap): it holds the sandbox and the environment, and never has threads to fear.
+        return self.spec.fork_template or self.spec.is_provided
 
 
 class InstanceProcess(Protocol):

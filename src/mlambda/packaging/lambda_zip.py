@@ -22,7 +22,8 @@ import tomli_w
 
 from mlambda import bundle, unpacking
 from mlambda.errors import InvalidSpec
-from mlambda.spec import SPEC_FILE
+from mlambda.runtimes import BOOTSTRAP, is_provided
+from mlambda.spec import HANDLER_PATTERN, SPEC_FILE
 
 # (path in the bundle, content, executable)
 File = tuple[str, bytes, bool]
@@ -58,7 +59,10 @@ def read_zip(data: bytes, limits: unpacking.Limits) -> list[File]:
                 raise InvalidSpec(
                     f"zip member {info.filename!r} does not hold the size its header declares"
                 )
-            files.append((info.filename, content, bool(mode & 0o111)))
+            # A provided runtime's bootstrap must be executable, which zips made on Windows or
+            # with Python's zipfile do not record: such a zip works here as its author meant.
+            executable = bool(mode & 0o111) or info.filename == BOOTSTRAP
+            files.append((info.filename, content, executable))
     return files
 
 
@@ -94,6 +98,7 @@ def spec_text(table: Mapping[str, Any]) -> str:
 def with_table(files: Iterable[File], table: Mapping[str, Any]) -> bytes:
     """A bundle of ``files`` whose mlambda.toml is ``table``."""
     kept = [f for f in files if f[0] != SPEC_FILE]
+    table = _provided_handler(table)
     return bundle.pack_files([*kept, (SPEC_FILE, spec_text(table).encode(), False)])
 
 
@@ -111,3 +116,14 @@ def to_zip(files: Iterable[File]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, content)
     return out.getvalue()
+
+
+def _provided_handler(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A provided runtime's handler in the Lambda API's own form: an UpdateFunctionConfiguration
+    that named a Handler but no Runtime made 'app.handler' into 'app:handler'; undone here."""
+    handler = table.get("handler")
+    if not is_provided(str(table.get("runtime", ""))) or not isinstance(handler, str):
+        return table
+    if not HANDLER_PATTERN.fullmatch(handler):
+        return table
+    return {**table, "handler": handler.replace(":", ".")}

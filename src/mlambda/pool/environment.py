@@ -8,11 +8,14 @@ import sys
 import mlambda.runtime
 from mlambda.runtime import protocol
 from mlambda.runtime.context import log_stream_name
+from mlambda.runtime.worker import BOOTSTRAP_VARIABLE
+from mlambda.runtimes import BOOTSTRAP
 from mlambda.spec import FunctionSpec
 
 # What the Lambda Python runtime names itself and where its Runtime API listens. Python functions
 # here are driven by the platform's own protocol; the address is set as Lambda sets it, for code
-# that only reads it (docs/lambda.md).
+# that only reads it (docs/lambda.md). A provided runtime's bootstrap is given the address its
+# own instance serves the Runtime API at (runtime/provided.py).
 EXECUTION_ENV = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
 RUNTIME_API = "127.0.0.1:9001"
 RUNTIME_DIR = os.path.dirname(mlambda.runtime.__file__)
@@ -63,11 +66,22 @@ def instance_environment(
             "AWS_DEFAULT_REGION": region,
             "LAMBDA_TASK_ROOT": task_root,
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
-            "_HANDLER": lambda_handler_name(spec.handler) if not spec.is_model else spec.handler,
+            "_HANDLER": _handler(spec),
         }
     )
     env.update(spec.env)
+    if spec.is_provided:
+        # Lambda names no execution environment for its OS-only (provided) runtimes.
+        del env["AWS_EXECUTION_ENV"]
+        env[BOOTSTRAP_VARIABLE] = os.path.join(task_root, BOOTSTRAP)
     return env
+
+
+def _handler(spec: FunctionSpec) -> str:
+    """``_HANDLER``: Lambda's spelling of a Python handler; a provided runtime's as given."""
+    if spec.is_model or spec.is_provided:
+        return spec.handler
+    return lambda_handler_name(spec.handler)
 
 
 def model_config(spec: FunctionSpec) -> protocol.ModelConfig | None:

@@ -498,7 +498,8 @@ class Pool:
         )
 
     async def _launch(self, instance_id: str) -> Instance:
-        process = await self.backend.start(self._start_request(instance_id))
+        request = self._start_request(instance_id)
+        process = await self.backend.start(request)
         guard, quota = process.guard, None
         if self.limits is not None:
             if guard is None:
@@ -523,7 +524,9 @@ class Pool:
             concurrency=self.spec.concurrency,
             max_response_bytes=self.max_response_bytes,
             preload=self.spec.modules_to_preload,
-            env={**self.spec.env, **self.secrets},
+            # The whole Lambda environment: an instance forked from a zygote rather than a
+            # template has only what the zygote had until it applies this.
+            env=request.env,
             threads=self.spec.threads,
             model=model_config(self.spec),
             batched=self.spec.batch is not None and not self.spec.is_model,

@@ -1,9 +1,13 @@
-"""Per-invocation capture of what the handler prints or logs (thread-aware for concurrency > 1)."""
+"""Per-invocation capture of what the handler prints or logs (thread-aware for concurrency > 1),
+or of what a provided runtime's bootstrap writes to its output pipe (``PipeCapture``)."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
+import os
+import select
 import sys
 import threading
 import time
@@ -64,4 +68,57 @@ class Capture:
     def end(self) -> str:
         buffer: Any = getattr(self._local, "buffer", None)
         self._local.buffer = None
+        return buffer.getvalue() if buffer is not None else ""
+
+
+class PipeCapture:
+    """What a child process writes to a pipe (its stdout and stderr), read by a thread: into
+    the buffer ``begin`` opened, or straight to ``fallback`` (the instance's output) when none
+    is open. ``end`` first reads what the pipe holds: whatever the child wrote before it
+    answered the invocation is in the pipe by then, so it lands in that invocation's log."""
+
+    def __init__(self, fd: int, fallback: TextIO) -> None:
+        self._fd = fd
+        os.set_blocking(fd, False)
+        self._fallback = fallback
+        self._lock = threading.Lock()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer: io.StringIO | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._pump, name="bootstrap-output", daemon=True).start()
+
+    def _pump(self) -> None:
+        while self._take():
+            select.select([self._fd], [], [])
+
+    def _take(self) -> bool:
+        """Read what the pipe holds now; False once the child's end is closed."""
+        with self._lock:
+            while True:
+                try:
+                    data = os.read(self._fd, 65536)
+                except BlockingIOError:
+                    return True
+                self._write(self._decoder.decode(data, final=not data))
+                if not data:
+                    return False
+
+    def _write(self, text: str) -> None:
+        if not text:
+            return
+        if self._buffer is not None:
+            self._buffer.write(text)
+        else:
+            self._fallback.write(text)
+            self._fallback.flush()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._buffer = io.StringIO()
+
+    def end(self) -> str:
+        self._take()
+        with self._lock:
+            buffer, self._buffer = self._buffer, None
         return buffer.getvalue() if buffer is not None else ""

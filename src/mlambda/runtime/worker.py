@@ -8,11 +8,8 @@ when the socket closes, or when the platform process dies (parent-death signal).
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import socket
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
@@ -23,46 +20,11 @@ from mlambda.runtime import handler as handlers
 from mlambda.runtime import protocol, sandbox
 from mlambda.runtime.capture import Capture
 from mlambda.runtime.context import LambdaContext, function_arn, log_stream_name
+from mlambda.runtime.process import Channel, die_with_parent, max_memory_mb
 
 FD_VARIABLE = "MLAMBDA_WORKER_FD"
-
-
-class Channel:
-    """Blocking frame I/O over the instance's socket; ``send`` is safe from several threads."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._file = sock.makefile("rb")
-        self._lock = threading.Lock()
-
-    def recv(self) -> protocol.Message | None:
-        header = self._file.read(protocol.HEADER.size)
-        if len(header) < protocol.HEADER.size:
-            return None
-        body = self._file.read(protocol.frame_length(header))
-        return protocol.decode(body)
-
-    def send(self, message: protocol.Message) -> None:
-        data = protocol.encode(message)
-        with self._lock:
-            self._sock.sendall(data)
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL us when the platform dies, so no instance outlives `serve`."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def max_memory_mb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# Set by the platform for a provided runtime: the bootstrap the instance runs (runtime/provided.py).
+BOOTSTRAP_VARIABLE = "MLAMBDA_BOOTSTRAP"
 
 
 class Worker:
@@ -72,6 +34,7 @@ class Worker:
         self.capture = Capture()
         self.handler: handlers.Handler | None = None
         self.model: Any = None  # a ModelHandler for model functions (runtime/model.py)
+        self.bootstrap = ""  # a provided runtime's, in a template: each instance starts it
         # As the environment names it (set at start) unless that belongs to another instance.
         stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         if not stream.endswith(f"[{config.function_version}]{config.instance_id}"):
@@ -80,6 +43,9 @@ class Worker:
 
     def initialize(self) -> protocol.Ready | protocol.InitFailed:
         os.environ.update(self.config.env)
+        self.bootstrap = os.environ.pop(BOOTSTRAP_VARIABLE, "")
+        if self.bootstrap:
+            return protocol.Ready(pid=os.getpid(), import_ms=0.0, init_ms=0.0)
         self.capture.install()
         self.capture.begin()
         started = time.perf_counter()
@@ -346,6 +312,10 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
     if failed is not None:
         channel.send(failed)
         return 1
+    bootstrap = os.environ.pop(BOOTSTRAP_VARIABLE, "")
+    if bootstrap:
+        fork_ms = (time.perf_counter() - fork_started) * 1000 if fork_started is not None else 0.0
+        return _serve_provided(channel, config, bootstrap, tier, fork_ms)
     if fork_started is not None:
         handlers.size_thread_pools(config.threads)
     worker = Worker(channel, config)
@@ -376,6 +346,9 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
     if isolation is not None:
         channel.send(isolation)
         return 1
+    if worker.bootstrap:
+        config = msgspec.structs.replace(worker.config, instance_id=config.instance_id)
+        return _serve_provided(channel, config, worker.bootstrap, "template", fork_ms)
     handlers.size_thread_pools(config.threads)
     try:
         init_ms = worker.attach(channel, config)
@@ -394,6 +367,15 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
         )
     )
     return worker.serve()
+
+
+def _serve_provided(
+    channel: Channel, config: protocol.Configure, bootstrap: str, tier: str, fork_ms: float
+) -> int:
+    # Imported here only: its HTTP server weighs on no Python function's cold start.
+    from mlambda.runtime import provided
+
+    return provided.serve(channel, config, bootstrap, tier, fork_ms)
 
 
 def main() -> int:

@@ -35,13 +35,8 @@ import traceback
 
 from mlambda.runtime import protocol
 from mlambda.runtime.handler import error_payload
-from mlambda.runtime.worker import (
-    Worker,
-    die_with_parent,
-    enter_sandbox,
-    serve,
-    serve_initialised,
-)
+from mlambda.runtime.process import die_with_parent
+from mlambda.runtime.worker import Worker, enter_sandbox, serve, serve_initialised
 
 FD_VARIABLE = "MLAMBDA_ZYGOTE_FD"
 MAX_PACKET = 1 << 20
@@ -52,7 +47,11 @@ def send(control: socket.socket, message: protocol.Message) -> None:
 
 
 def recv(control: socket.socket) -> tuple[protocol.Message | None, list[int]]:
-    data, fds, _, _ = socket.recv_fds(control, MAX_PACKET, 2)
+    try:
+        data, fds, _, _ = socket.recv_fds(control, MAX_PACKET, 2)
+    except ConnectionResetError:
+        # The platform closed its end with our replies unread (it is stopping): as at EOF.
+        return None, []
     if not data:
         return None, fds
     return protocol.decode(data), fds

@@ -8,7 +8,7 @@ import base64
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlambda.errors import InvalidSpec, MlambdaError
+from mlambda.errors import FunctionError, InvalidSpec, MlambdaError
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.lambda_api.common import aws_error
 from mlambda.gateway.lambda_api.retries import call_key
@@ -25,6 +25,10 @@ async def invoke(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     try:
         return await _invoke(request, platform)
+    except FunctionError as exc:
+        # An init that failed (InitError, an exit during init) fails the call as on Lambda:
+        # 200, Unhandled, the error as the payload; not an error of the API.
+        return JSONResponse(exc.to_body(), headers={"X-Amz-Function-Error": "Unhandled"})
     except MlambdaError as exc:
         return aws_error(exc)
 

@@ -15,7 +15,7 @@ from typing import Any
 from mlambda.errors import InvalidSpec
 from mlambda.registry.model import LATEST, Alias, FunctionRecord
 from mlambda.runtime.context import function_arn
-from mlambda.spec import RUNTIME_PATTERN
+from mlambda.runtimes import is_provided, is_supported, unsupported
 from mlambda.urlconfig import CorsSpec, UrlSpec
 
 PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -78,7 +78,7 @@ def config_fields(body: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> d
         elif field in _SIMPLE:
             table[_SIMPLE[field]] = _string(field, value)
         elif field == "Handler":
-            table["handler"] = to_handler(_string(field, value))
+            table["handler"] = _handler(_string(field, value), body.get("Runtime"))
         elif field == "Timeout":
             table["timeout_s"] = _integer(field, value)
         elif field == "MemorySize":
@@ -93,12 +93,19 @@ def config_fields(body: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> d
                 raise InvalidSpec("Environment.Variables must map names to strings")
             table["env"] = dict(variables)
     runtime = table.get("runtime")
-    if runtime and not RUNTIME_PATTERN.fullmatch(runtime):
-        raise InvalidSpec(
-            f"Runtime {runtime!r} is not supported: a python3.x runtime runs on the platform's "
-            f"{PYTHON}"
-        )
+    if runtime and not is_supported(runtime):
+        raise InvalidSpec(f"Runtime {unsupported(runtime)} (this platform runs {PYTHON})")
     return table
+
+
+def _handler(value: str, runtime: Any) -> str:
+    """A provided runtime's Handler is its bootstrap's to read: kept as given. Without a Runtime
+    in the same call, a Handler that is not 'module.function' is left to the spec to judge."""
+    if runtime is not None and is_provided(runtime):
+        return value
+    if runtime is None and not LAMBDA_HANDLER.fullmatch(value):
+        return value
+    return to_handler(value)
 
 
 def _string(field: str, value: Any) -> str:
@@ -124,7 +131,7 @@ def function_configuration(
         "FunctionArn": function_arn(record.name, qualifier, region),
         "Runtime": spec.runtime or PYTHON,
         "Role": spec.role,
-        "Handler": from_handler(spec.handler),
+        "Handler": spec.handler if spec.is_provided else from_handler(spec.handler),
         "CodeSize": code_size,
         "Description": spec.description if record.version == LATEST else record.description,
         "Timeout": math.ceil(spec.timeout_s),
