@@ -7,6 +7,7 @@ this process. The benchmark builds its ONNX MLP here too.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,39 @@ def xgboost_model(directory: Path, suffix: str = ".json") -> tuple[Path, np.ndar
     booster.save_model(path)
     batch = x[:5].astype(np.float32)
     return path, batch, booster.inplace_predict(batch)
+
+
+def xgboost_classifier(
+    directory: Path, suffix: str = ".json", *, classes: int = 2, labels: list[Any] | None = None
+) -> tuple[Path, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """An ``XGBClassifier`` saved with ``save_model``; expected: its (predict, predict_proba).
+
+    With ``labels`` the model carries them (as xgboost < 2 saved its classes) and the
+    expected labels are those."""
+    import xgboost
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=200,
+        n_features=FEATURES,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=classes,
+        random_state=0,
+    )
+    model = xgboost.XGBClassifier(n_estimators=5, max_depth=3, n_jobs=1).fit(x, y)
+    path = directory / f"classifier{suffix}"
+    if labels is None:
+        model.save_model(path)
+    else:
+        meta = {"_estimator_type": "classifier", "classes_": labels}
+        model.get_booster().set_attr(scikit_learn=json.dumps(meta))
+        model.get_booster().save_model(path)
+    batch = x[:8].astype(np.float32)
+    predicted = model.predict(batch)
+    if labels is not None:
+        predicted = np.asarray(labels)[predicted]
+    return path, batch, (predicted, model.predict_proba(batch))
 
 
 def lightgbm_model(directory: Path) -> tuple[Path, np.ndarray, np.ndarray]:
