@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided
+.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -50,7 +50,7 @@ clean:
 	rm -rf $(VENV) .mlambda
 
 ## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
-bench: bench-coldstart bench-models bench-sandbox bench-async bench-provided
+bench: bench-coldstart bench-models bench-sandbox bench-async bench-provided bench-gateway
 
 ## bench-coldstart: cold start of handler functions, every tier side by side
 bench-coldstart: install examples/fraud/model.joblib
@@ -59,6 +59,13 @@ bench-coldstart: install examples/fraud/model.joblib
 ## bench-provided: cold start of a provided runtime (awslambdaric) beside a Python function
 bench-provided: install
 	$(BIN)/python bench/provided.py
+
+## bench-gateway: the HTTP stack, mlambda's hello beside a bare Starlette app (needs wrk; py-spy
+## for the breakdown of the gateway's time)
+bench-gateway: install
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-gateway needs wrk"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/gateway.py
 
 ## bench-sandbox: what the sandbox costs a cold start, on vs off side by side
 bench-sandbox: install examples/fraud/model.joblib

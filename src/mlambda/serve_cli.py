@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # asyncio's own event loop: under uvloop, instances forked after a scale to zero did not
+    # finish their init (the suite's zygote tests). uvicorn still parses with httptools.
     return asyncio.run(_serve(settings, [Path(d) for d in args.deploy or []]))
 
 
