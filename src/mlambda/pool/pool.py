@@ -1,6 +1,7 @@
 """The pool of one function version: free slot -> dispatch; else queue and scale; deadlines.
 
-All state lives on the event loop thread; no locks. Scaling decisions come from ``scaling``.
+All state lives on the event loop thread; no locks. Scaling decisions come from ``scaling``;
+an instance's start, watch and idle stop are in lifecycle.py, filling batches in batching.py.
 """
 
 from __future__ import annotations
@@ -12,23 +13,23 @@ import time
 import uuid
 from collections.abc import Callable
 
-from mlambda.backends.base import Backend, StartRequest
+from mlambda.backends.base import Backend
 from mlambda.backends.limits import ResourceLimits
 from mlambda.errors import (
-    ExitError,
     FunctionError,
     FunctionTimeout,
-    InitError,
     MlambdaError,
     ServiceUnavailable,
     Throttled,
     function_error,
 )
 from mlambda.pool import scaling
+from mlambda.pool.batching import Batching
 from mlambda.pool.capacity import Capacity
-from mlambda.pool.environment import instance_environment, model_config
 from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Invocation, Observer
+from mlambda.pool.item import Item
+from mlambda.pool.lifecycle import Lifecycle
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
 
@@ -36,42 +37,7 @@ from mlambda.runtime import protocol
 MEMORY_SAMPLE_S = 0.05
 
 
-class _Item:
-    """One request on its way through the pool."""
-
-    def __init__(
-        self,
-        request_id: str,
-        payload: bytes,
-        client_context: str | None,
-        kind: str,
-        params: dict[str, str],
-    ) -> None:
-        self.request_id = request_id
-        self.payload = payload
-        self.client_context = client_context
-        self.kind = kind
-        self.params = params
-        self.qualifier = ""
-        # An asynchronous attempt: a sync call that has to wait goes ahead of it in the queue.
-        self.background = False
-        self.queued_at = 0.0
-        self.wait_ms = 0.0
-        self.waiter: asyncio.Future[Instance | None] | None = None
-        self._joined: asyncio.Future[Invocation] | None = None
-
-    @property
-    def joined(self) -> asyncio.Future[Invocation]:
-        """Resolved by the request whose batch took this one."""
-        if self._joined is None:
-            self._joined = asyncio.get_running_loop().create_future()
-        return self._joined
-
-    def dequeued(self, now: float) -> None:
-        self.wait_ms = (now - self.queued_at) * 1000
-
-
-class Pool:
+class Pool(Batching, Lifecycle):
     def __init__(
         self,
         record: FunctionRecord,
@@ -110,9 +76,9 @@ class Pool:
         # Instances provisioned concurrency keeps started for this version (provision()).
         self.provisioned = 0
         self.closed = False
-        self._queue: collections.deque[_Item] = collections.deque()
+        self._queue: collections.deque[Item] = collections.deque()
         # Batches a request is still filling (max_wait_ms), and a signal for new arrivals.
-        self._collecting: list[list[_Item]] = []
+        self._collecting: list[list[Item]] = []
         self._arrival = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
         self._idle_timers: dict[str, asyncio.TimerHandle] = {}
@@ -137,7 +103,7 @@ class Pool:
         in the same call; each caller still gets its own Invocation."""
         if self.closed:
             raise ServiceUnavailable(f"function {self.spec.name!r} is being replaced or removed")
-        item = _Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
+        item = Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
         item.qualifier = qualifier
         item.background = background
         item.queued_at = self.clock()
@@ -157,65 +123,7 @@ class Pool:
         work.add_done_callback(self._tasks.discard)
         return await asyncio.shield(work)
 
-    async def _run_batch(self, instance: Instance, item: _Item) -> Invocation:
-        batch = [item]
-        try:
-            await self._collect(batch)
-            item.dequeued(self.clock())  # a batch's first request also waits while it fills
-            results = await self._run(instance, batch)
-        except BaseException as exc:
-            for other in batch[1:]:
-                if other.joined.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    other.joined.cancel()
-                else:
-                    other.joined.set_exception(exc)
-            raise
-        finally:
-            self._release(instance)
-        for other, result in zip(batch[1:], results[1:], strict=True):
-            if not other.joined.done():
-                other.joined.set_result(result)
-        return results[0]
-
-    async def _collect(self, batch: list[_Item]) -> None:
-        """Fill ``batch`` from the queue; with max_wait_ms, wait that long for more."""
-        settings = self.spec.batch
-        assert settings is not None
-        self._take_queued(batch)
-        if settings.max_wait_ms <= 0 or len(batch) >= settings.max_size:
-            return
-        deadline = self.clock() + settings.max_wait_ms / 1000
-        self._collecting.append(batch)
-        try:
-            while len(batch) < settings.max_size and (remaining := deadline - self.clock()) > 0:
-                self._arrival.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrival.wait(), remaining)
-                self._take_queued(batch)
-        finally:
-            self._collecting.remove(batch)
-
-    def _take_queued(self, batch: list[_Item]) -> None:
-        settings = self.spec.batch
-        assert settings is not None
-        size = sum(len(i.payload) for i in batch)
-        now = self.clock()
-        while self._queue and len(batch) < settings.max_size:
-            item = self._queue[0]
-            if item.waiter is None or item.waiter.done():
-                self._queue.popleft()
-                continue
-            if size + len(item.payload) > settings.max_bytes:
-                return
-            self._queue.popleft()
-            item.dequeued(now)
-            item.waiter.set_result(None)
-            batch.append(item)
-            size += len(item.payload)
-
-    async def _run(self, instance: Instance, items: list[_Item]) -> list[Invocation]:
+    async def _run(self, instance: Instance, items: list[Item]) -> list[Invocation]:
         first = instance.served == 0
         instance.served += len(items)
         timeout = self.spec.timeout_s
@@ -331,7 +239,7 @@ class Pool:
                 self._arm_idle_timer(instance)
         self._report_instances()
 
-    async def _wait_for_instance(self, item: _Item) -> Instance | None:
+    async def _wait_for_instance(self, item: Item) -> Instance | None:
         """Queue until an instance is free (or, with batching, until another request takes
         this one into its batch: None)."""
         waiter: asyncio.Future[Instance | None] = asyncio.get_running_loop().create_future()
@@ -444,152 +352,6 @@ class Pool:
             # the loop must see this start, or it would start past max_instances.
             self.starting += 1
             self._spawn(self._start_instance())
-
-    def _spawn(self, coroutine: collections.abc.Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _start_instance(self) -> None:
-        """Start one instance; ``self.starting`` was incremented for it by ``_scale``."""
-        self._report_instances()
-        instance_id = uuid.uuid4().hex[:12]
-        try:
-            instance = await self._launch(instance_id)
-        except (InitError, ExitError) as exc:
-            # Every queued request would meet the same failure: answer them all with it.
-            self._give_back()
-            self._fail_queue(exc)
-            return
-        except BaseException as exc:
-            self._give_back()
-            if not isinstance(exc, Exception):
-                raise
-            self._fail_queue(ServiceUnavailable(f"could not start an instance: {exc}"))
-            return
-        finally:
-            self.starting -= 1
-            self._report_instances()
-        if self.closed:
-            await instance.stop()
-            self._give_back()
-            return
-        self.instances.append(instance)
-        self._spawn(self._watch(instance))
-        self._hand_out()
-        if instance.active == 0:
-            self._arm_idle_timer(instance)
-        self._report_instances()
-
-    def _start_request(self, instance_id: str) -> StartRequest:
-        env = instance_environment(
-            self.base_env, self.spec, self.record.version, self.task_root, instance_id, self.region
-        )
-        env.update(self.secrets)
-        return StartRequest(
-            instance_id,
-            self.record.version,
-            self.spec,
-            self.task_root,
-            env,
-            max_response_bytes=self.max_response_bytes,
-            log=lambda text: self.observer.output(self.record, text),
-            sandbox=self.sandbox,
-        )
-
-    async def _launch(self, instance_id: str) -> Instance:
-        request = self._start_request(instance_id)
-        process = await self.backend.start(request)
-        guard, quota = process.guard, None
-        if self.limits is not None:
-            if guard is None:
-                guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
-            if self.spec.cpu:
-                quota = self.limits.limit_cpu(process.pid, self.spec.cpu, instance_id)
-        instance = Instance(
-            instance_id,
-            process,
-            lambda text: self.observer.output(self.record, text),
-            self.clock(),
-        )
-        instance.guard = guard
-        instance.cpu_quota = quota
-        config = protocol.Configure(
-            instance_id=instance_id,
-            function_name=self.spec.name,
-            function_version=self.record.version,
-            handler=self.spec.handler,
-            task_root=self.task_root,
-            memory_mb=self.spec.memory_mb,
-            concurrency=self.spec.concurrency,
-            max_response_bytes=self.max_response_bytes,
-            preload=self.spec.modules_to_preload,
-            # The whole Lambda environment: an instance forked from a zygote rather than a
-            # template has only what the zygote had until it applies this.
-            env=request.env,
-            threads=self.spec.threads,
-            model=model_config(self.spec),
-            batched=self.spec.batch is not None and not self.spec.is_model,
-            sandbox=self.sandbox,
-        )
-        try:
-            await instance.configure(config, self.spec.init_timeout_s)
-        except ExitError as exc:
-            instance.kill()
-            await instance.wait_dead()  # the limit's verdict is final once the process is gone
-            raise (
-                out_of_memory(instance, "", self.spec.memory_mb, " during init") or exc
-            ) from None
-        except BaseException:
-            instance.kill()
-            instance.process.writer.close()
-            raise
-        self.observer.instance_started(self.record, instance.tier)
-        return instance
-
-    async def _watch(self, instance: Instance) -> None:
-        """When an instance dies (crash, kill, stop), forget it and top the pool back up."""
-        await instance.wait_dead()
-        for limit in (instance.guard, instance.cpu_quota):
-            if limit is not None:
-                limit.release()  # kills what the instance left behind (setsid'd or not)
-        with contextlib.suppress(ValueError):
-            self.instances.remove(instance)
-        self._give_back()
-        timer = self._idle_timers.pop(instance.id, None)
-        if timer is not None:
-            timer.cancel()
-        self._report_instances()
-        self._scale()
-
-    def _give_back(self) -> None:
-        if self.capacity is not None:
-            self.capacity.give_back()
-
-    def _arm_idle_timer(self, instance: Instance) -> None:
-        loop = asyncio.get_running_loop()
-        previous = self._idle_timers.pop(instance.id, None)
-        if previous is not None:
-            previous.cancel()
-        self._idle_timers[instance.id] = loop.call_later(
-            self.spec.keep_alive_s, self._reap_idle, instance
-        )
-
-    def _reap_idle(self, instance: Instance) -> None:
-        self._idle_timers.pop(instance.id, None)
-        running = sum(1 for i in self.instances if i.state is State.READY)
-        if (
-            instance.state is State.READY
-            and instance.active == 0
-            and scaling.should_stop_idle(
-                instance.idle_since,
-                self.clock(),
-                self.spec.keep_alive_s,
-                running,
-                self.min_instances,
-            )
-        ):
-            self._spawn(instance.stop())
 
     # -- visibility and lifecycle -------------------------------------------------------------
 
