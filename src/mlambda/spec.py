@@ -125,6 +125,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # A template with no instance left is evicted after this long; the next cold start then
     # forks the runtime zygote and runs init again.
     template_keep_alive_s: float = 900.0
+    # The template warms up before it forks: the handler module's prime(context), or one call
+    # of a model on a sample of its input signature. Instances inherit what it warmed.
+    prime: bool = True
 
     @property
     def queue_timeout(self) -> float:

@@ -14,6 +14,7 @@ from mlambda.runtime.tensors import (
     datatype_of,
     from_json,
     from_v2,
+    sample_inputs,
     to_json,
     to_v2,
 )
@@ -350,3 +351,28 @@ def test_v2_bytes_binary_with_fewer_elements_than_the_shape_is_refused():
 
 def test_to_json_of_a_zero_dimensional_string_array_is_the_string():
     assert to_json(np.array("abc", dtype=np.object_)) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        ([TensorSpec("input", "FP64", (-1, 4))], {"input": ((1, 4), np.float64)}),
+        ([TensorSpec("x", "FP32", (-1, 3, -1))], {"x": ((1, 3, 1), np.float32)}),
+        ([TensorSpec("ids", "INT64", (2, 8))], {"ids": ((2, 8), np.int64)}),
+        (
+            [TensorSpec("a", "BOOL", (-1,)), TensorSpec("b", "UINT8", (-1, 2))],
+            {"a": ((1,), np.bool_), "b": ((1, 2), np.uint8)},
+        ),
+        ([TensorSpec("text", "BYTES", (-1,))], {"text": ((1,), np.object_)}),
+        ([TensorSpec("any", "FP32", ())], None),
+        ([], None),
+    ],
+)
+def test_a_priming_sample_is_zeros_shaped_by_the_input_signature(specs, expected):
+    sample = sample_inputs(specs)
+    if expected is None:
+        assert sample is None
+        return
+    assert sample is not None
+    assert {name: (a.shape, a.dtype.type) for name, a in sample.items()} == expected
+    assert all(not a.any() for a in sample.values())

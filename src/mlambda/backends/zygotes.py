@@ -204,6 +204,11 @@ class ZygoteBackend:
             handle.close()
             raise InitError(ready.error)
         assert isinstance(ready, protocol.TemplateReady)
+        if ready.primed:
+            request.log(
+                f"mlambda: primed the template of {request.spec.name} with {ready.primed} "
+                f"in {ready.prime_ms:.2f} ms\n"
+            )
         if ready.unforkable:
             handle.close()
             request.log(
@@ -452,4 +457,5 @@ def _configure(request: StartRequest) -> protocol.Configure:
         model=model_config(request.spec),
         batched=request.spec.batch is not None and not request.spec.is_model,
         sandbox=request.sandbox,
+        prime=request.spec.prime,
     )

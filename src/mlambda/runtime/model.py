@@ -22,7 +22,15 @@ import numpy as np
 
 from mlambda.runtime import protocol
 from mlambda.runtime.loaders import FRAMEWORKS
-from mlambda.runtime.tensors import InvalidInput, TensorSpec, from_json, from_v2, to_json, to_v2
+from mlambda.runtime.tensors import (
+    InvalidInput,
+    TensorSpec,
+    from_json,
+    from_v2,
+    sample_inputs,
+    to_json,
+    to_v2,
+)
 
 Encoded = tuple[bytes, dict[str, str]]
 
@@ -95,6 +103,19 @@ class ModelHandler:
             for mapped in self._mapped:
                 mapped.close()
             self._mapped = []
+
+    def prime(self) -> bool:
+        """In a template: one call on a sample of the input signature, so that the framework's
+        first-call work is done before the fork. False when there was nothing to prime: the
+        model is built after the fork, its calls start threads, or its signature gives no
+        shape to sample."""
+        if self.model is None or not self.framework.primable:
+            return False
+        sample = sample_inputs(self.model.inputs)
+        if sample is None:
+            return False
+        self.model.predict(sample, self.model.default_outputs)
+        return True
 
     # -- requests -------------------------------------------------------------------------
 

@@ -88,6 +88,8 @@ class Configure(msgspec.Struct, tag="configure", kw_only=True):
     batched: bool = False
     # Applied before the handler module is imported (None: no sandbox).
     sandbox: Sandbox | None = None
+    # A template's warm-up before it serves forks (runtime/priming.py); never set for instances.
+    prime: bool = False
 
 
 class Ready(msgspec.Struct, tag="ready", kw_only=True):
@@ -190,6 +192,10 @@ class TemplateReady(msgspec.Struct, tag="template_ready", kw_only=True):
     init_ms: float
     # Empty when the template may be forked; otherwise why not (init left threads running).
     unforkable: str = ""
+    # What warmed the template up after init ("prime(context)", "model sample"; "" for nothing)
+    # and how long it took: its instances inherit that work.
+    primed: str = ""
+    prime_ms: float = 0.0
 
 
 class Exited(msgspec.Struct, tag="exited", kw_only=True):

@@ -239,3 +239,18 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     return value
+
+
+def sample_inputs(specs: list[TensorSpec]) -> dict[str, np.ndarray] | None:
+    """Zeros shaped by each input's signature, one row where a dimension is free; None when an
+    input has no shape (nothing to go by) or the model declares no inputs."""
+    if not specs or any(not spec.shape for spec in specs):
+        return None
+    sample = {}
+    for spec in specs:
+        shape = tuple(1 if size < 0 else size for size in spec.shape)
+        if spec.datatype == "BYTES":
+            sample[spec.name] = np.full(shape, "", dtype=np.object_)
+        else:
+            sample[spec.name] = np.zeros(shape, dtype=DATATYPES[spec.datatype])
+    return sample

@@ -33,7 +33,7 @@ import threading
 import time
 import traceback
 
-from mlambda.runtime import protocol
+from mlambda.runtime import priming, protocol
 from mlambda.runtime.handler import error_payload
 from mlambda.runtime.process import die_with_parent
 from mlambda.runtime.worker import Worker, enter_sandbox, serve, serve_initialised
@@ -206,6 +206,11 @@ def become_template(control: socket.socket) -> int:
     if isinstance(outcome, protocol.InitFailed):
         send(control, outcome)
         return 1
+    primed = priming.prime(worker)
+    if isinstance(primed, protocol.InitFailed):
+        send(control, primed)
+        return 1
+    # After priming: a warm-up that started threads makes the template unforkable too.
     unforkable = running_threads()
     send(
         control,
@@ -214,6 +219,8 @@ def become_template(control: socket.socket) -> int:
             import_ms=outcome.import_ms,
             init_ms=outcome.init_ms,
             unforkable=unforkable,
+            primed=primed.what,
+            prime_ms=primed.ms,
         ),
     )
     if unforkable:

@@ -28,6 +28,9 @@ class Framework:
     # Otherwise (native thread pools made at load) the template maps the file and each
     # instance builds the model after its fork.
     fork_safe: bool
+    # A call of the loaded model leaves no thread running, so a template may prime it
+    # (runtime/priming.py) and still fork.
+    primable: bool = True
 
 
 FRAMEWORKS: dict[str, Framework] = {
@@ -89,6 +92,8 @@ FRAMEWORKS: dict[str, Framework] = {
             ("numpy", "torch", "sentence_transformers"),
             (),
             True,
+            # Encoding starts the tokenizer's thread pool, which a fork would lose.
+            primable=False,
         ),
     )
 }
