@@ -125,7 +125,8 @@ class Provisioning:
         except NotFound:
             return {"requested": config.requested, "available": 0, "status": "FAILED"}
         pool = self.router.pools.get(pool_key(config.function, version))
-        running = pool.counts()["busy"] + pool.counts()["idle"] if pool is not None else 0
+        counts = pool.counts() if pool is not None else {"busy": 0, "idle": 0}
+        running = counts["busy"] + counts["idle"]
         concurrency = pool.spec.concurrency if pool is not None else 1
         available = min(config.requested, running * concurrency)
         return {
