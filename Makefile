@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway
+.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -66,6 +66,11 @@ bench-gateway: install
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-gateway needs wrk"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/gateway.py
+
+## bench-boot: `mlambda serve --deploy` from launch to the first answer, with where the time goes,
+## beside a FastAPI app (the peer benchmark's, from its venv: make bench-peers builds it)
+bench-boot: install
+	$(BIN)/python bench/boot.py --launches 5 --peer fastapi --write
 
 ## bench-sandbox: what the sandbox costs a cold start, on vs off side by side
 bench-sandbox: install examples/fraud/model.joblib

@@ -1,4 +1,8 @@
-"""The peer benchmark's tables (the "peers" section of bench/RESULTS.md) and charts (PNG)."""
+"""The peer benchmark's tables (the "peers" section of bench/RESULTS.md) and charts (PNG).
+
+The default variant's tables and charts are here; the equal-resources subsection is in
+report_equal.py, and the helpers both use in report_tables.py.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,21 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import report_equal
+from report_tables import MODEL_NAMES, grid, load_cell, measured, ok, one_line, warm_cell
 from results import machine, write_section
 
 CHARTS = Path(__file__).resolve().parent / "charts"
-MODEL_NAMES = {"m1": "M1 forest", "m2": "M2 ONNX MLP", "m3": "M3 MiniLM"}
 
 
 def write(
     outcomes: list[Any], peers: dict[str, dict[str, Any]], args: argparse.Namespace, minutes: float
 ) -> None:
-    names = [n for n in peers if "error" not in peers[n]]
+    # The default variant (each platform as it comes) fills the tables and charts below.
+    names = [n for n in peers if "default" in peers[n].get("variants", {})]
     models = list(dict.fromkeys(o.model for o in outcomes))
-    by = {(o.peer, o.model): o for o in outcomes}
-    charts = draw(by, names, models, peers)
+    by = {(o.peer, o.model): o for o in outcomes if o.variant == "default"}
+    charts = draw(by, names, models, peers) if names else []
     lines = [
         "## mlambda and its peers, side by side",
         "",
@@ -39,13 +45,39 @@ def write(
     ]
     for info in peers.values():
         if "error" in info:
-            lines.append(f"| {info['name']} | did not install | | `{_one_line(info['error'])}` |")
+            lines.append(f"| {info['name']} | did not install | | `{one_line(info['error'])}` |")
             continue
         versions = info["versions"]
         own = next(iter(versions.values()))
         stack = " / ".join(versions.get(k, "?") for k in ("torch", "onnxruntime", "scikit-learn"))
-        lines.append(f"| {info['name']} | {own} | {stack} | {info['settings']} |")
-    lines += _headline(by, names, models, peers)
+        for variant, run in info["variants"].items():
+            row = info["name"] if variant == "default" else run["label"]
+            lines.append(f"| {row} | {own} | {stack} | {run['settings']} |")
+    if names:
+        lines += _default_tables(by, names, models, peers, args)
+    lines += report_equal.section(outcomes, peers, args)
+    failures = [o for o in outcomes if o.error]
+    if failures:
+        lines += ["", "### Failures", ""]
+        lines += [f"- {_row_label(peers, o)} {o.model}: `{one_line(o.error)}`" for o in failures]
+    if charts:
+        lines += ["", "Charts: " + ", ".join(f"[{c.stem}](peers/charts/{c.name})" for c in charts)]
+    write_section("peers", "\n".join(lines))
+
+
+def _row_label(peers: dict, o: Any) -> str:
+    return (
+        peers[o.peer]["name"]
+        if o.variant == "default"
+        else peers[o.peer]["variants"][o.variant]["label"]
+    )
+
+
+def _default_tables(
+    by: dict, names: list[str], models: list[str], peers: dict, args: argparse.Namespace
+) -> list[str]:
+    """Every platform as it comes: the headline ratios, then a table per metric."""
+    lines = _headline(by, names, models, peers)
     lines += _cold(by, names, models, peers, args)
     lines += _metric_table(
         by,
@@ -54,9 +86,7 @@ def write(
         peers,
         f"### Warm latency at concurrency 1 (about {args.requests} requests: one wrk run sized "
         "from a 2 s run), ms: p50 / p90 / p99",
-        lambda o: (
-            f"{o.warm['p50']:.2f} / {o.warm['p90']:.2f} / {o.warm['p99']:.2f}" if o.warm else "-"
-        ),
+        warm_cell,
     )
     lines += _metric_table(
         by,
@@ -64,12 +94,7 @@ def write(
         models,
         peers,
         f"### Throughput at concurrency 32 ({args.duration} s): requests/s (p50 / p99 ms)",
-        lambda o: (
-            f"{o.load['rps']:.0f} ({o.load['p50']:.0f} / {o.load['p99']:.0f})"
-            + (f", {int(o.load['errors'])} errors" if o.load.get("errors") else "")
-            if o.load
-            else "-"
-        ),
+        load_cell,
     )
     lines += _metric_table(
         by,
@@ -94,20 +119,7 @@ def write(
         "### Peak PSS of the serving process tree, MiB: idle / under the concurrency-32 load",
         lambda o: f"{o.pss_idle_mib:.0f} / {o.pss_load_mib:.0f}" if o.load else "-",
     )
-    failures = [o for o in outcomes if o.error]
-    if failures:
-        lines += ["", "### Failures", ""]
-        lines += [f"- {peers[o.peer]['name']} {o.model}: `{_one_line(o.error)}`" for o in failures]
-    lines += ["", "Charts: " + ", ".join(f"[{c.stem}](peers/charts/{c.name})" for c in charts)]
-    write_section("peers", "\n".join(lines))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:400].replace("|", "/").replace("`", "'")
-
-
-def _ok(o: Any) -> bool:
-    return o is not None and not o.error and bool(o.load)
+    return lines
 
 
 def _headline(by: dict, names: list[str], models: list[str], peers: dict) -> list[str]:
@@ -130,7 +142,7 @@ def _headline(by: dict, names: list[str], models: list[str], peers: dict) -> lis
             continue
         for model in models:
             ours, theirs = by.get(("mlambda", model)), by.get((name, model))
-            if not (_ok(ours) and _ok(theirs)):
+            if not (ok(ours) and ok(theirs)):
                 continue
             cold = statistics.median(theirs.cold) / statistics.median(ours.cold)
             warm = theirs.warm["p50"] / ours.warm["p50"]
@@ -179,31 +191,15 @@ def _metric_table(
     by: dict, names: list[str], models: list[str], peers: dict, title: str, cell: Any
 ) -> list[str]:
     """A table of a measured metric; a peer whose load never ran shows "failed"."""
-    return _table(
-        by,
-        names,
-        models,
-        peers,
-        title,
-        lambda o: "failed" if o is None or (o.error and not o.load) else cell(o),
-    )
+    return _table(by, names, models, peers, title, measured(cell))
 
 
 def _table(
     by: dict, names: list[str], models: list[str], peers: dict, title: str, cell: Any
 ) -> list[str]:
     """A model-by-peer table; ``cell`` turns a peer's outcome (or None) into its text."""
-    lines = [
-        "",
-        title,
-        "",
-        "| model | " + " | ".join(peers[n]["name"] for n in names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for model in models:
-        cells = [cell(by.get((name, model))) for name in names]
-        lines.append(f"| {MODEL_NAMES[model]} | " + " | ".join(cells) + " |")
-    return lines
+    headers = [peers[n]["name"] for n in names]
+    return grid(title, headers, models, lambda model: [cell(by.get((n, model))) for n in names])
 
 
 def draw(by: dict, names: list[str], models: list[str], peers: dict) -> list[Path]:

@@ -2,6 +2,7 @@
 
     make bench-peers          # .venv/bin/python bench/peers/run.py
     .venv/bin/python bench/peers/run.py --peers mlambda,fastapi --models m1 --quick
+    .venv/bin/python bench/peers/run.py --variants equal       # only the equal-resources rows
 
 For every peer (bench/peers/<peer>/peer.py) and model (M1 random forest, M2 ONNX MLP, M3
 MiniLM; see common.py): its own virtual environment under ~/.cache/mlambda-bench/, the service
@@ -13,6 +14,14 @@ started from its directory, then
   4. peak RSS of the serving process tree, idle and under the concurrency-32 load.
 Every answer checked before measuring must match the model's own prediction. Results: the
 "peers" section of bench/RESULTS.md and a PNG chart per metric in bench/peers/charts/.
+
+Two variants (--variants, both by default):
+- default: every platform as it comes (mlambda max_instances 4; one worker for each peer);
+- equal: the same process count on both sides: mlambda with max_instances = 1, and each peer
+  with as many workers as mlambda has instances by default (uvicorn --workers 4, BentoML
+  workers=4, LitServe workers_per_device=4, MLServer parallel_workers=4, Ray Serve
+  num_replicas=4). One launch (no cold-start statistics, no scale from zero), then 2-4 once the
+  process tree is idle (every worker has loaded the model).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ sys.path += [str(HERE), str(HERE.parent)]
 import common  # noqa: E402
 
 PEERS = ["mlambda", "fastapi", "litserve", "bentoml", "mlserver", "rayserve"]
+VARIANTS = ["default", "equal"]
 MODEL_NAMES = {"m1": "M1 forest", "m2": "M2 ONNX MLP", "m3": "M3 MiniLM"}
 START_TIMEOUT_S = 240
 
@@ -54,6 +64,8 @@ START_TIMEOUT_S = 240
 class Outcome:
     peer: str
     model: str
+    variant: str = "default"
+    workers: int = 1  # the peer's processes (workers, replicas) or mlambda's max_instances
     cold: list[float] = dataclasses.field(default_factory=list)
     from_zero: list[float] = dataclasses.field(default_factory=list)
     warm: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -71,6 +83,21 @@ def load_peer(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def workers(name: str, peer: ModuleType, variant: str) -> int:
+    """How many serving processes the peer runs in this variant. Equal resources: mlambda gets
+    one instance, as a peer runs one worker by default, and a peer gets as many workers as mlambda
+    has instances by default (its max_instances)."""
+    if variant == "default":
+        return int(peer.WORKERS)
+    return 1 if name == "mlambda" else int(load_peer("mlambda").WORKERS)
+
+
+def label(peer: ModuleType, count: int) -> str:
+    """The peer and its process count: "mlambda (1 instance)", "FastAPI (4 workers)"."""
+    one, many = getattr(peer, "UNIT", ("worker", "workers"))
+    return f"{peer.NAME} ({count} {one if count == 1 else many})"
 
 
 def free_port() -> int:
@@ -93,9 +120,11 @@ class Service:
         path: Path,
         log: Path,
         command: Any = None,
+        workers: int = 1,
     ) -> None:
         self.peer, self.python, self.model, self.path, self.log = peer, python, model, path, log
         self.command = command or peer.command
+        self.workers = workers
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -105,13 +134,14 @@ class Service:
             "MODEL": self.model,
             "MODEL_PATH": str(self.path),
             "PORT": str(self.port),
+            "WORKERS": str(self.workers),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("VIRTUAL_ENV", None)
-        argv = self.command(str(self.python), self.model, str(self.path), self.port)
+        argv = self.command(str(self.python), self.model, str(self.path), self.port, self.workers)
         with self.log.open("ab") as log:
             log.write(f"\n$ {' '.join(argv)}\n".encode())
             self.process = subprocess.Popen(
@@ -178,6 +208,31 @@ class Service:
                     elif line.startswith("Pss:"):
                         pss += int(line.split()[1])
         return rss / 1024, pss / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the live processes of the tree have used so far."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, timeout: float = 120.0, busy: float = 0.5) -> float:
+        """Wait until the tree uses under ``busy`` cores over a second; the seconds waited. With
+        several workers the first answer comes from the first one ready, while the others may
+        still be loading their copy of the model."""
+        started = time.monotonic()
+        before = self.cpu_seconds()
+        while time.monotonic() - started < timeout:
+            time.sleep(1)
+            now = self.cpu_seconds()
+            if now - before < busy:
+                break
+            before = now
+        else:
+            print(f"  still busy after {timeout:.0f} s; measuring anyway", flush=True)
+        return time.monotonic() - started
 
     def stop(self) -> None:
         if self.process is None:
@@ -252,21 +307,37 @@ def _ms(text: str) -> float:
 
 
 def measure(
-    peer: ModuleType, python: Path, model: str, path: Path, case: Any, args: argparse.Namespace
+    peer: ModuleType,
+    python: Path,
+    model: str,
+    path: Path,
+    case: Any,
+    args: argparse.Namespace,
+    variant: str = "default",
 ) -> Outcome:
+    """One peer serving one model in one variant. The equal-resources variant launches once
+    and skips the scale-from-zero timing: its rows are about throughput, latency and memory."""
     example, expected = case
     name = peer.__name__.removeprefix("peer_")
-    outcome = Outcome(name, model)
-    log = args.logs / f"{name}-{model}.log"
-    service = Service(peer, python, model, path, log)
+    count = workers(name, peer, variant)
+    outcome = Outcome(name, model, variant, count)
+    log = args.logs / (
+        f"{name}-{model}.log" if variant == "default" else f"{name}-{model}-x{count}.log"
+    )
+    tag = f"{name} {model}" + ("" if variant == "default" else f" x{count}")
+    service = Service(peer, python, model, path, log, workers=count)
+    launches = args.launches if variant == "default" else 1
+    began = time.monotonic()
     try:
-        for launch in range(args.launches):
+        for launch in range(launches):
             service.start()
             outcome.cold.append(service.first_answer(example, expected))
-            print(f"  {name} {model} launch {launch + 1}: {outcome.cold[-1]:.2f} s", flush=True)
-            if launch < args.launches - 1:
+            print(f"  {tag} launch {launch + 1}: {outcome.cold[-1]:.2f} s", flush=True)
+            if launch < launches - 1:
                 service.stop()
         time.sleep(2)
+        if variant != "default":  # several workers: all of them loaded, before measuring
+            print(f"  {tag} settled after {service.settle() + 2:.0f} s", flush=True)
         outcome.rss_idle_mib, outcome.pss_idle_mib = service.memory_mib()
         route, body = peer.request(model, example)
         url = service.url(route)
@@ -275,19 +346,24 @@ def measure(
         pace = wrk(url, body, 1, 2)["rps"]
         seconds = max(2, min(120, math.ceil(1.1 * args.requests / max(pace, 0.1))))
         outcome.warm = wrk(url, body, 1, seconds)
-        print(f"  {name} {model} warm: {outcome.warm}", flush=True)
+        print(f"  {tag} warm: {outcome.warm}", flush=True)
         sampler = _RssSampler(service)
         with sampler:
             outcome.load = wrk(url, body, 32, args.duration)
         outcome.rss_load_mib, outcome.pss_load_mib = sampler.peak, sampler.peak_pss
-        print(f"  {name} {model} c32: {outcome.load} peak {sampler.peak:.0f} MiB", flush=True)
+        print(
+            f"  {tag} c32: {outcome.load} peak RSS {sampler.peak:.0f} MiB,"
+            f" PSS {sampler.peak_pss:.0f} MiB",
+            flush=True,
+        )
         # Still right after the load?
         with httpx.Client(timeout=30) as client:
             check(model, peer.answer(model, client.post(url, json=body).json()), expected)
-        if hasattr(peer, "prepare_zero"):
+        # Scale from zero: measured in the default variant only.
+        if variant == "default" and hasattr(peer, "prepare_zero"):
             peer.prepare_zero(service.url(""), model, str(path))
             outcome.from_zero = from_zero(peer, service, model, example, expected, args)
-        elif hasattr(peer, "command_scale_to_zero"):
+        elif variant == "default" and hasattr(peer, "command_scale_to_zero"):
             service.stop()
             outcome.from_zero = replica_from_zero(peer, python, model, path, case, args)
     except Exception as exc:
@@ -295,6 +371,7 @@ def measure(
         traceback.print_exc()
     finally:
         service.stop()
+    print(f"  {tag} took {time.monotonic() - began:.0f} s", flush=True)
     return outcome
 
 
@@ -407,9 +484,19 @@ def main() -> None:
         default=2,
         help="scale-from-zero samples of a peer that needs a minute to go back to zero (Ray Serve)",
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="default: each platform as it comes; equal: mlambda with 1 instance and each peer "
+        "with as many workers as mlambda's max_instances (4); both by default",
+    )
     parser.add_argument("--quick", action="store_true", help="2 launches, 300 requests, 5 s")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variant {', '.join(sorted(unknown))}: choose from {VARIANTS}")
+    args.variants = [v for v in VARIANTS if v in variants]
     if args.quick:
         args.launches, args.requests, args.duration = 2, 300, 5
     args.logs = common.CACHE / "logs"
@@ -431,16 +518,28 @@ def main() -> None:
             continue
         packages = ["mlambda"] if name == "mlambda" else [p.split("[")[0] for p in peer.PACKAGES]
         packages = [re.split(r"[<>=!~ \[]", p)[0] for p in packages]
+        counts = {variant: workers(name, peer, variant) for variant in args.variants}
         peers[name] = {
             "name": peer.NAME,
             "versions": common.versions(
                 python, [*packages, "torch", "onnxruntime", "scikit-learn"]
             ),
-            "settings": peer.SETTINGS,
+            # Per variant: the process count, its row label and the settings it ran with.
+            "variants": {
+                variant: {
+                    "workers": count,
+                    "label": label(peer, count),
+                    "settings": peer.settings(count),
+                }
+                for variant, count in counts.items()
+            },
         }
-        for model in args.models.split(","):
-            print(f"{peer.NAME} {model}", flush=True)
-            outcomes.append(measure(peer, python, model, paths[model], cases[model], args))
+        for variant in args.variants:
+            for model in args.models.split(","):
+                print(f"{peers[name]['variants'][variant]['label']} {model}", flush=True)
+                outcomes.append(
+                    measure(peer, python, model, paths[model], cases[model], args, variant)
+                )
     minutes = (time.time() - started) / 60
     if not args.no_write:
         import report

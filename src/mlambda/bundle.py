@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -31,6 +32,9 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 EXCLUDED_NAMES = frozenset({".DS_Store"})
 # An mlambda.toml is a few lines; a bound keeps a hostile one from costing the parser much.
 MAX_SPEC_BYTES = 256 * 1024
+# Names what pack writes for given files: change it with anything that changes those bytes, so
+# that fingerprints taken before no longer stand for the new archives.
+PACK_FORMAT = 1
 
 
 def pack(directory: Path) -> bytes:
@@ -149,6 +153,43 @@ def read_spec(
         members[member.name] = member
         if content is not None:
             text = content.decode("utf-8", errors="replace")
+    return _validated(text, members, name)
+
+
+def directory_spec(directory: Path) -> FunctionSpec:
+    """The spec ``read_spec`` finds in ``pack(directory)``, read from the files themselves
+    (no archive: the limits, which need one, are not checked)."""
+    directory = Path(directory)
+    members = {}
+    for path in _files(directory):
+        member = tarfile.TarInfo(path.relative_to(directory).as_posix())
+        member.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+        members[member.name] = member
+    spec_file = directory / SPEC_FILE
+    text = (
+        spec_file.read_bytes().decode("utf-8", errors="replace") if SPEC_FILE in members else None
+    )
+    return _validated(text, members, None)
+
+
+def fingerprint(directory: Path) -> str:
+    """What ``pack(directory)`` depends on, hashed: each file's path, executable bit and
+    content. Packing is deterministic, so an equal fingerprint means an equal archive: a
+    deploy of an unchanged directory is known without packing it (gzip is most of the time a
+    large model's deploy takes)."""
+    directory = Path(directory)
+    digest = hashlib.sha256(f"mlambda bundle {PACK_FORMAT}\0".encode())
+    for path in _files(directory):
+        executable = os.access(path, os.X_OK)
+        digest.update(f"{path.relative_to(directory).as_posix()}\0{executable:d}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def _validated(
+    text: str | None, members: dict[str, tarfile.TarInfo], name: str | None
+) -> FunctionSpec:
     if text is None:
         raise InvalidSpec(f"bundle has no {SPEC_FILE} at its root")
     if len(text) > MAX_SPEC_BYTES:

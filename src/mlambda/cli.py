@@ -166,7 +166,7 @@ def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(processes, indent=2))
         return 0
-    rows = [("KIND", "FUNCTION", "PID", "STATE", "TIER", "AGE", "RSS", "PSS")]
+    rows = [("KIND", "FUNCTION", "PID", "STATE", "TIER", "THREADS", "AGE", "RSS", "PSS")]
     for p in processes:
         rows.append(
             (
@@ -175,6 +175,7 @@ def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
                 str(p["pid"]),
                 p["state"],
                 p["tier"] or "-",
+                str(p.get("threads") or "-"),
                 f"{p['ageSeconds']:.0f}s",
                 f"{p['rssKiB'] / 1024:.1f} MiB",
                 f"{p['pssKiB'] / 1024:.1f} MiB",

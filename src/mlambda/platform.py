@@ -12,13 +12,19 @@ from pathlib import Path
 
 from mlambda import bundle, unpacking
 from mlambda.backends.base import Backend
+from mlambda.backends.choice import make_backend
 from mlambda.backends.limits import ResourceLimits
-from mlambda.backends.local import LocalBackend
-from mlambda.backends.sandbox import make_sandboxing
-from mlambda.backends.zygotes import ZygoteBackend
+from mlambda.backends.sandbox import Sandboxing, make_sandboxing
 from mlambda.cache import BundleCache
 from mlambda.datadir import load_or_create_key, secure_data_dir
-from mlambda.errors import FunctionNotFound, InvalidRequest, InvalidSpec, Throttled
+from mlambda.errors import (
+    ArtifactCorrupted,
+    FunctionNotFound,
+    InvalidRequest,
+    InvalidSpec,
+    ServiceUnavailable,
+    Throttled,
+)
 from mlambda.events.asyncinvoke import AsyncInvoker
 from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
@@ -31,7 +37,6 @@ from mlambda.observe.processes import process_rows
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.concurrency import Concurrency
-from mlambda.pool.environment import THREAD_POOL_VARIABLES
 from mlambda.pool.invocation import Invocation
 from mlambda.pool.pool import Pool
 from mlambda.provisioning import Provisioning
@@ -61,6 +66,8 @@ class Platform:
         *,
         backend: Backend | None = None,
         store: ArtifactStore | None = None,
+        limits: ResourceLimits | None = None,
+        sandboxing: Sandboxing | None = None,
     ) -> None:
         self.settings = settings
         # Absolute: instances get paths under it and run with another working directory.
@@ -78,8 +85,11 @@ class Platform:
         self.auth_failures = FailureCounter()
         self.capacity = Capacity(settings.max_instances_total)
         self.max_memory_mb = settings.max_memory_mb or machine_memory_mb()
-        self.limits = ResourceLimits(settings.memory_limits, pids_max=settings.instance_pids_max)
-        self.sandboxing = make_sandboxing(settings, data, self.limits)
+        # Given when made first (serve starts its zygotes and the sandbox probe early).
+        self.limits = limits or ResourceLimits(
+            settings.memory_limits, pids_max=settings.instance_pids_max
+        )
+        self.sandboxing = sandboxing or make_sandboxing(settings, data, self.limits)
         secure_data_dir(data, traversable=self.sandboxing.needs_traversal)
         self.backend = backend or make_backend(settings, self.limits)
         self.metrics = Metrics()
@@ -202,11 +212,7 @@ class Platform:
         spec = await asyncio.to_thread(
             bundle.read_spec, archive, name=name, limits=self.unpack_limits
         )
-        check_runtime_installed(spec)
-        capacity.check_spec(spec, self.settings.max_instances_total, self.max_memory_mb)
-        refusal = self.sandboxing.refusal(spec)
-        if refusal:
-            raise InvalidSpec(refusal)
+        self._check_spec(spec)
         digest = await asyncio.to_thread(digest_of, archive)
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
@@ -217,6 +223,33 @@ class Platform:
         record, changed = self.registry.put(stored, digest, time.time())
         await self.router.replace(record)
         return record, changed
+
+    async def redeploy_unchanged(self, spec: FunctionSpec, digest: str) -> FunctionRecord | None:
+        """A deploy known to be unchanged without its bytes: ``spec`` and ``digest`` are what
+        a bundle stored before holds (serve knows it by its directory's fingerprint). The
+        function's record when it is still that very deploy, the spec passing this platform's
+        checks and the stored artifact and its tree verified; else None (deploy the bytes)."""
+        self._check_spec(spec)
+        current = self.registry.get(spec.name)
+        if not is_unchanged(current, digest, spec.redacted()):
+            return None
+        try:
+            await self.router.pool_for(spec.name)  # verifies the artifact and its tree
+        except (KeyError, ArtifactCorrupted, ServiceUnavailable):
+            return None  # a deploy of the bytes stores a good copy
+        return current
+
+    async def prepare(self, name: str) -> None:
+        """Build the function's zygote and template now, ahead of its first call."""
+        pool = await self.router.pool_for(name)
+        pool.prepare()
+
+    def _check_spec(self, spec: FunctionSpec) -> None:
+        check_runtime_installed(spec)
+        capacity.check_spec(spec, self.settings.max_instances_total, self.max_memory_mb)
+        refusal = self.sandboxing.refusal(spec)
+        if refusal:
+            raise InvalidSpec(refusal)
 
     async def rotate_master_key(self) -> dict[str, object]:
         """A new master key wraps every data key (artifacts, API key secrets); serving goes on."""
@@ -347,20 +380,6 @@ class Platform:
     def instances(self, name: str) -> dict[str, int]:
         pool = self.router.pools.get(name)
         return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
-
-
-def make_backend(settings: Settings, limits: ResourceLimits | None = None) -> Backend:
-    if settings.backend == "process":
-        return LocalBackend()
-    if settings.backend == "zygote":
-        env = {**dict(settings.instance_env), **{v: "1" for v in THREAD_POOL_VARIABLES}}
-        return ZygoteBackend(
-            env={**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
-            budget_mb=settings.zygote_memory_mb,
-            spares=settings.prefork_spare,
-            limits=limits,
-        )
-    raise ValueError(f"backend must be 'process' or 'zygote', got {settings.backend!r}")
 
 
 def open_vault(settings: Settings) -> Vault:

@@ -25,24 +25,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
-    import uvicorn
-
-    from mlambda import bundle
-    from mlambda.gateway.app import create_app
-    from mlambda.platform import Platform
+    # Light: the startup imports the rest on a thread while the zygotes start (startup.py).
+    from mlambda.startup import Boot
 
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
-    platform = Platform(settings)
-    await platform.start()
+    boot = Boot(settings, deploy_dirs)
+    platform = await boot.platform()
     try:
         deployed = []
-        for directory in deploy_dirs:
-            record, changed = await platform.deploy(bundle.pack_path(directory)[0])
+        async for directory, record, changed in boot.deployments(platform):
             platform.audit.record("function.deploy", target=record.name, source="serve --deploy")
             deployed.append(record.name)
             state = "deployed" if changed else "unchanged"
             print(f"{state}: {record.name} ({record.digest[:19]}) from {directory}", flush=True)
+        await boot.import_gateway()
+        import uvicorn
+
+        from mlambda.gateway.app import create_app
+
         config = uvicorn.Config(
             create_app(platform),
             host=settings.host,
@@ -65,6 +66,7 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
         await server.serve(sockets=[config.bind_socket(), _gateway_socket(platform)])
         return 0 if server.started else 1
     finally:
+        await boot.close()
         await platform.stop()
 
 

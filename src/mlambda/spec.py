@@ -88,8 +88,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     role: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
-    # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made); native
-    # thread pools (OpenMP, BLAS, torch) are sized to it. Unset: no quota, one thread each.
+    # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made). Native
+    # thread pools (ONNX Runtime, torch, OpenMP, BLAS) get at most this many threads (unset:
+    # the machine's cores), fewer as more instances run (pool/threads.py).
     cpu: float | None = None
     # Each instance's private /tmp (Lambda's ephemeral storage), in MB: a tmpfs, so what is
     # written there also counts against memory_mb.
@@ -139,11 +140,6 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.rate_limit is None:
             return None
         return self.rate_limit, self.rate_limit_burst or max(1.0, self.rate_limit)
-
-    @property
-    def threads(self) -> int:
-        """Threads for native thread pools in one instance."""
-        return max(1, int(self.cpu)) if self.cpu else 1
 
     @property
     def is_model(self) -> bool:

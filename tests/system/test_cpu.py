@@ -1,4 +1,4 @@
-"""`cpu` per function: a CPU quota where a cpu cgroup can be made, and thread pools sized to it."""
+"""`cpu` per function: a CPU quota where a cpu cgroup can be made (pools: test_threads.py)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,3 @@ def test_a_cpu_quota_caps_what_an_instance_burns(server, make_function):
     assert capped["cpu_s"] < 0.45  # about 0.2 s of CPU in 1 s of wall time
     # Uncapped, the same loop burns clearly more, however busy the machine's other cores are.
     assert free["cpu_s"] > capped["cpu_s"] + 0.2
-
-
-def test_thread_pools_follow_the_cpu_setting(server, make_function):
-    server.deploy(make_function("wide", SPIN, cpu=2))
-    server.deploy(make_function("narrow", SPIN))
-    assert json.loads(server.client.invoke("wide", b"{}"))["omp"] == "2"
-    assert json.loads(server.client.invoke("narrow", b"{}"))["omp"] == "1"

@@ -248,6 +248,29 @@ def test_instances_of_a_model_share_its_weights(models_server, tmp_path):
     assert sum(pss) < 1.2 * max(rss), (rss, pss)
 
 
+def test_instances_of_an_onnx_model_use_the_templates_weights_in_place(models_server, tmp_path):
+    # 64 MiB of float32 weights (4096 x 4096), read once by the template; every session built
+    # after a fork uses them where they lie instead of copying them.
+    path, batch, expected = build.onnx_mlp(tmp_path, hidden=4096, layers=2)
+    directory = tmp_path / "widemlp"
+    directory.mkdir()
+    path.rename(directory / "wide.onnx")
+    (directory / "mlambda.toml").write_text(
+        '[function]\nname = "widemlp"\nmodel = "wide.onnx"\n'
+        "min_instances = 2\nmax_instances = 2\nmemory_mb = 2048\n"
+    )
+    models_server.deploy_path(directory)
+    np.testing.assert_allclose(
+        predict(models_server, "widemlp", batch.tolist()), expected, rtol=1e-4
+    )
+    instances = _wait_for_instances(models_server, "widemlp", 2)
+    rss = [row["rssKiB"] for row in instances]
+    pss = [row["pssKiB"] for row in instances]
+    # Each instance maps the 64 MiB, but holds (and counts) well under half of it alone.
+    assert all(r > 64 * 1024 for r in rss), rss
+    assert sum(pss) < 1.2 * max(rss), (rss, pss)
+
+
 def _wait_for_instances(server: Server, name: str, count: int) -> list[dict[str, Any]]:
     import time
 

@@ -21,7 +21,7 @@ def test_ps_lists_instances_with_their_memory(server, make_function):
     table = server.cli("ps")
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split() == [
-        *("KIND", "FUNCTION", "PID", "STATE", "TIER", "AGE", "RSS", "PSS")
+        *("KIND", "FUNCTION", "PID", "STATE", "TIER", "THREADS", "AGE", "RSS", "PSS")
     ]
     assert str(pid) in table.stdout
 

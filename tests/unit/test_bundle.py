@@ -135,6 +135,56 @@ def test_a_symlink_cycle_is_not_archived_over_and_over(function_dir):
     assert not [name for name in names if name.startswith("self/self/")]
 
 
+def test_equal_files_give_equal_fingerprints_whatever_their_times(function_dir):
+    first = bundle.fingerprint(function_dir)
+    for path in function_dir.iterdir():
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    assert bundle.fingerprint(function_dir) == first
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: (d / "app.py").write_text(HANDLER + "# changed\n"),
+        lambda d: (d / "app.py").rename(d / "other.py"),
+        lambda d: (d / "extra.txt").write_text(""),
+        lambda d: (d / "app.py").chmod(0o755),
+    ],
+    ids=["content", "name", "a new file", "executable bit"],
+)
+def test_a_fingerprint_changes_with_whatever_changes_the_packed_bytes(function_dir, change):
+    first, packed = bundle.fingerprint(function_dir), bundle.pack(function_dir)
+    change(function_dir)
+    assert bundle.pack(function_dir) != packed
+    assert bundle.fingerprint(function_dir) != first
+
+
+def test_a_fingerprint_ignores_what_packing_leaves_out(function_dir):
+    first = bundle.fingerprint(function_dir)
+    (function_dir / "__pycache__").mkdir()
+    (function_dir / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
+    assert bundle.fingerprint(function_dir) == first
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"model": "model.onnx", "handler": ""}, {"model": "model.onnx", "handler": "app"}],
+    ids=["handler", "model", "model with hooks"],
+)
+def test_directory_spec_is_the_spec_read_spec_finds_in_the_pack(make_function, config):
+    directory = make_function("echo", HANDLER, **config)
+    (directory / "model.onnx").write_bytes(b"onnx")
+    spec = bundle.directory_spec(directory)
+    assert spec == bundle.read_spec(bundle.pack(directory))
+    assert spec.framework == ("onnx" if "model" in config else "")
+
+
+def test_directory_spec_refuses_what_read_spec_refuses(make_function):
+    directory = make_function("echo", HANDLER, handler="missing:handler")
+    with pytest.raises(InvalidSpec, match="names module 'missing'"):
+        bundle.directory_spec(directory)
+
+
 def test_read_spec_returns_the_spec_of_a_packed_directory(function_dir):
     spec = bundle.read_spec(bundle.pack(function_dir))
     assert (spec.name, spec.handler) == ("echo", "app:handler")

@@ -1,4 +1,7 @@
-"""BentoML: a @bentoml.service class with one @bentoml.api, one model per server."""
+"""BentoML: a @bentoml.service class with one @bentoml.api, one model per server.
+
+service.py reads the worker count from WORKERS (set by the runner): ``@bentoml.service(workers=N)``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,23 @@ from typing import Any
 
 NAME = "BentoML"
 PACKAGES = ["bentoml"]
-SETTINGS = "1 worker (workers=1, the default), no batching (batchable=False), torch threads default"
+WORKERS = 1  # @bentoml.service's default
+UNIT = ("worker", "workers")
 
 
-def command(python: str, model: str, model_path: str, port: int) -> list[str]:
-    # service.py reads MODEL and MODEL_PATH from the environment set by the runner.
+def settings(workers: int) -> str:
+    processes = (
+        "1 worker (workers=1, the default)"
+        if workers == 1
+        else f"{workers} workers (workers={workers}: {workers} processes, each loading the model)"
+    )
+    return f"{processes}, no batching (batchable=False), torch threads default"
+
+
+def command(
+    python: str, model: str, model_path: str, port: int, workers: int = WORKERS
+) -> list[str]:
+    # service.py reads MODEL, MODEL_PATH and WORKERS from the environment set by the runner.
     serve = [python, "-m", "bentoml", "serve", "service:Model", "--do-not-track"]
     return [*serve, "--host", "127.0.0.1", "--port", str(port)]
 

@@ -1,4 +1,4 @@
-"""BentoML service for one model (MODEL and MODEL_PATH from the environment)."""
+"""BentoML service for one model (MODEL, MODEL_PATH and WORKERS from the environment)."""
 
 import os
 
@@ -7,9 +7,11 @@ import numpy as np
 
 MODEL = os.environ["MODEL"]
 MODEL_PATH = os.environ["MODEL_PATH"]
+# Worker processes, each with its own copy of the model (1: BentoML's default).
+WORKERS = int(os.environ.get("WORKERS", "1"))
 
 
-@bentoml.service(workers=1)
+@bentoml.service(workers=WORKERS)
 class Model:
     def __init__(self) -> None:
         if MODEL == "m1":

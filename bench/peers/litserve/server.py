@@ -1,4 +1,4 @@
-"""LitServe service for one model (MODEL, MODEL_PATH, PORT from the environment)."""
+"""LitServe service for one model (MODEL, MODEL_PATH, PORT and WORKERS from the environment)."""
 
 import os
 
@@ -7,6 +7,8 @@ import numpy as np
 
 MODEL = os.environ["MODEL"]
 MODEL_PATH = os.environ["MODEL_PATH"]
+# Inference worker processes on the one CPU "device", each with its own copy of the model.
+WORKERS = int(os.environ.get("WORKERS", "1"))
 
 
 class ModelAPI(ls.LitAPI):
@@ -40,6 +42,6 @@ class ModelAPI(ls.LitAPI):
 
 
 if __name__ == "__main__":
-    server = ls.LitServer(ModelAPI(), accelerator="cpu")
+    server = ls.LitServer(ModelAPI(), accelerator="cpu", workers_per_device=WORKERS)
     # generate_client_file=False: do not write client.py into the working directory.
     server.run(host="127.0.0.1", port=int(os.environ["PORT"]), generate_client_file=False)

@@ -12,21 +12,41 @@ from typing import Any
 NAME = "mlambda"
 PACKAGES: list[str] = []  # the repository itself: see ENVIRONMENT
 ENVIRONMENT = "repository .venv"
-SETTINGS = (
-    "zygote backend, defaults: max_instances 4, 1 thread per instance, no batching; "
-    "auth off (the peers have none); M1 from the same joblib file (trust_pickle = true)"
-)
+# The function's max_instances: 4, mlambda's default (spec.py). The equal-resources variant
+# runs it with 1, as many processes as a peer runs by default.
+WORKERS = 4
+UNIT = ("instance", "instances")
 SCALE_TO_ZERO = True
 SOURCES = {"m1": "m1.joblib", "m2": "m2.onnx", "m3": "model"}
 # The forest's answer is its class probabilities, as the other peers return.
 PROBA = {"m1": "?proba=1", "m2": "", "m3": ""}
 
 
-def function_dir(model: str, model_path: str, keep_alive_s: float) -> Path:
-    """A function directory for the model: a link to the file and an mlambda.toml."""
+def settings(workers: int) -> str:
+    instances = (
+        f"defaults: max_instances {workers}"
+        if workers == WORKERS
+        else f"max_instances = {workers} (default {WORKERS})"
+    )
+    return (
+        f"zygote backend, {instances}, cpu unset (mlambda sizes each instance's native thread "
+        "pools), no batching; auth off (the peers have none); M1 from the same joblib file "
+        "(trust_pickle = true)"
+    )
+
+
+def function_dir(
+    model: str, model_path: str, keep_alive_s: float, max_instances: int = WORKERS
+) -> Path:
+    """A function directory for the model: a link to the file and an mlambda.toml.
+
+    The function is named after the model (or ``<model>_zero`` for the scale-from-zero copy);
+    a max_instances other than the default gets its own directory, the function's name unchanged.
+    """
     cache = Path(os.environ.get("MLAMBDA_BENCH_CACHE", Path.home() / ".cache" / "mlambda-bench"))
     name = model if keep_alive_s >= 60 else f"{model}_zero"
-    directory = cache / "functions" / name
+    folder = name if max_instances == WORKERS else f"{name}-max{max_instances}"
+    directory = cache / "functions" / folder
     directory.mkdir(parents=True, exist_ok=True)
     source = Path(model_path)
     link = directory / SOURCES[model]
@@ -35,18 +55,22 @@ def function_dir(model: str, model_path: str, keep_alive_s: float) -> Path:
     link.symlink_to(source)
     (directory / "mlambda.toml").write_text(
         f'[function]\nname = "{name}"\nmodel = "{SOURCES[model]}"\nmemory_mb = 2048\n'
-        f"keep_alive_s = {keep_alive_s}\n" + ("trust_pickle = true\n" if model == "m1" else "")
+        f"keep_alive_s = {keep_alive_s}\n"
+        + (f"max_instances = {max_instances}\n" if max_instances != WORKERS else "")
         # The same joblib file every peer loads (the harness made it): trusted on purpose.
+        + ("trust_pickle = true\n" if model == "m1" else "")
     )
     return directory
 
 
-def command(python: str, model: str, model_path: str, port: int) -> list[str]:
+def command(
+    python: str, model: str, model_path: str, port: int, workers: int = WORKERS
+) -> list[str]:
     data = Path(os.environ.get("MLAMBDA_BENCH_DATA", "/tmp/mlambda-bench-data")) / str(port)
     return [
         *(python, "-m", "mlambda", "serve", "--port", str(port), "--data-dir", str(data)),
         *("--no-auth", "--log-level", "warning"),
-        *("--deploy", str(function_dir(model, model_path, 300))),
+        *("--deploy", str(function_dir(model, model_path, 300, workers))),
     ]
 
 

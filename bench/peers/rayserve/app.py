@@ -1,7 +1,7 @@
 """Ray Serve peer: one deployment serving the model named by $MODEL, on 127.0.0.1:$PORT.
 
-Run by peer.py as ``python app.py`` (one replica, no batching) or ``python app.py --scale-to-zero``
-(autoscaling from zero replicas); blocks until killed.
+Run by peer.py as ``python app.py`` (WORKERS replicas, default 1; no batching) or
+``python app.py --scale-to-zero`` (autoscaling from zero replicas); blocks until killed.
 """
 
 import os
@@ -43,7 +43,14 @@ class Model:
 
 def main() -> None:
     model, path, port = os.environ["MODEL"], os.environ["MODEL_PATH"], int(os.environ["PORT"])
+    workers = int(os.environ.get("WORKERS", "1"))
     deployment = Model
+    if workers > 1:
+        # Serve reserves one CPU per replica by default: more replicas than the node has CPUs
+        # would never be placed, so each gets its share (0.5 for 4 on 2 cores). Ray sets each
+        # replica's OMP_NUM_THREADS from its num_cpus (at least 1).
+        cpus = min(1.0, (os.cpu_count() or 1) / workers)
+        deployment = Model.options(num_replicas=workers, ray_actor_options={"num_cpus": cpus})
     if "--scale-to-zero" in sys.argv:
         deployment = Model.options(
             autoscaling_config={

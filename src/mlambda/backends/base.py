@@ -46,6 +46,8 @@ class StartRequest:
     log: Callable[[str], None] = _discard
     # How the function's processes are confined (None: not at all).
     sandbox: protocol.Sandbox | None = None
+    # Threads for this instance's native pools (pool/threads.py; already in ``env``).
+    threads: int = 1
 
     @property
     def fork_template(self) -> bool:
@@ -80,6 +82,8 @@ class SharedProcess:
     name: str  # the preload set of a runtime zygote, the function of a template
     pid: int
     started_at: float  # time.time()
+    # A spare's native pool threads, chosen when it was prepared (0: none chosen, or shared).
+    threads: int = 0
 
 
 class Backend(Protocol):

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from mlambda.backends.base import close_output
+from mlambda.backends.base import StartRequest, close_output
 from mlambda.backends.limits import Guard
 from mlambda.runtime import protocol
 from mlambda.runtime.zygote import MAX_PACKET
@@ -36,6 +36,9 @@ class ForkServerHandle:
         # A template's instance forked ahead of need, waiting for its Configure.
         self.spare: ForkedProcess | None = None
         self.spare_pending = False
+        # What the spare was made for: a spare sized beside busy instances is made again, with
+        # more threads, once the template has none left.
+        self.spare_request: StartRequest | None = None
         # A template's own limits: released (what init left running is killed) on close.
         self.guard: Guard | None = None
         self.closed = False
@@ -145,6 +148,8 @@ class ForkedProcess:
         self.started_at = time.time()
         self.guard: Guard | None = None
         self.forked_ahead = False
+        # A spare's native pool threads, chosen when it was prepared (0: not prepared).
+        self.threads = 0
 
     async def wait(self) -> int:
         status = await asyncio.shield(self.exited)

@@ -28,7 +28,9 @@ from mlambda.backends.limits import ResourceLimits
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.observe.memory import memory_kb
 from mlambda.pool.environment import model_config
+from mlambda.pool.threads import threads_for
 from mlambda.runtime import protocol
+from mlambda.runtime.threads import THREAD_POOL_VARIABLES
 from mlambda.runtime.zygote import FD_VARIABLE
 
 log = logging.getLogger("mlambda.zygotes")
@@ -313,6 +315,10 @@ class ZygoteBackend:
             spawned = await server.spawn(
                 protocol.Spawn(kind="instance"), (theirs.fileno(), write_fd)
             )
+        except BaseException:
+            ours.close()  # no child holds the other ends: nothing will use these
+            os.close(read_fd)
+            raise
         finally:
             server.starting -= 1
             theirs.close()
@@ -343,7 +349,12 @@ class ZygoteBackend:
         if template.closed or template.spare is not None:
             spare.discard()
             return
+        # Its pools sized as if it started now, beside the template's live instances; it
+        # builds what the template could not (an ONNX Runtime session) before any call needs it.
+        spare.threads = threads_for(request.spec, template.live)
+        spare.writer.write(protocol.encode(protocol.Prepare(threads=spare.threads)))
         template.spare = spare
+        template.spare_request = request
         spare.exited.add_done_callback(lambda _: self._spare_exited(template, spare))
 
     def _spare_exited(self, template: ForkServerHandle, spare: ForkedProcess) -> None:
@@ -359,6 +370,18 @@ class ZygoteBackend:
         server.last_used = time.monotonic()
         if server.kind == "template" and server.live == 0 and not server.closed:
             self._arm_expiry(server, ttl)
+            self._resize_spare(server)
+
+    def _resize_spare(self, template: ForkServerHandle) -> None:
+        """The next call of an idle template comes from zero: its spare should have the pools
+        of a lone instance, not the share it was given beside busy ones."""
+        spare, request = template.spare, template.spare_request
+        if spare is None or request is None or template.closed:
+            return
+        if spare.threads < threads_for(request.spec, 0):
+            template.spare = None
+            spare.discard()
+            self._refill(template, request)
 
     async def prepare(self, request: StartRequest, template: bool = True) -> None:
         try:
@@ -374,7 +397,10 @@ class ZygoteBackend:
         shared = [SharedProcess(h.kind, h.name, h.pid, h.started_at) for h in handles]
         for h in handles:
             if h.spare is not None:
-                shared.append(SharedProcess("spare", h.name, h.spare.pid, h.spare.started_at))
+                spare = h.spare
+                shared.append(
+                    SharedProcess("spare", h.name, spare.pid, spare.started_at, spare.threads)
+                )
         return shared
 
     async def release(self, request: StartRequest) -> None:
@@ -452,9 +478,11 @@ def _configure(request: StartRequest) -> protocol.Configure:
         concurrency=request.spec.concurrency,
         max_response_bytes=request.max_response_bytes,
         preload=[],
-        env=request.env,
-        threads=request.spec.threads,
-        model=model_config(request.spec),
+        # One thread per pool: a template that started pool threads could not fork. Each
+        # instance sizes its pools after the fork (a spare when it is prepared).
+        env={**request.env, **dict.fromkeys(THREAD_POOL_VARIABLES, "1")},
+        threads=1,
+        model=model_config(request.spec, 1),
         batched=request.spec.batch is not None and not request.spec.is_model,
         sandbox=request.sandbox,
         prime=request.spec.prime,

@@ -8,8 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
-
 from mlambda.events.queue import EXPIRED, SUCCEEDED, Record, decoded
 from mlambda.runtime.context import function_arn
 
@@ -63,6 +61,8 @@ async def deliver(
             except Exception as exc:
                 return f"could not {doing} {target}: {exc}"
             return ""
+    import httpx  # only webhooks need it; serve starts faster without it
+
     reason = ""
     for attempt in range(WEBHOOK_TRIES):
         try:

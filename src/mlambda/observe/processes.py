@@ -18,6 +18,7 @@ def process_rows(
         rows.append(
             _row(process.kind, process.name, process.pid, state, "", process.started_at, now)
         )
+        rows[-1]["threads"] = process.threads
     for name, pool in sorted(pools.items()):
         for instance in pool.instances:
             state = "busy" if instance.active else instance.state.value
@@ -25,6 +26,7 @@ def process_rows(
             rows.append(
                 _row("instance", name, instance.pid, state, instance.tier, instance.created, now)
             )
+            rows[-1]["threads"] = instance.ready.threads if instance.ready else 0
     return rows
 
 

@@ -8,6 +8,7 @@ import sys
 import mlambda.runtime
 from mlambda.runtime import protocol
 from mlambda.runtime.context import log_stream_name
+from mlambda.runtime.threads import THREAD_POOL_VARIABLES
 from mlambda.runtime.worker import BOOTSTRAP_VARIABLE
 from mlambda.runtimes import BOOTSTRAP
 from mlambda.spec import FunctionSpec
@@ -19,16 +20,6 @@ from mlambda.spec import FunctionSpec
 EXECUTION_ENV = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"
 RUNTIME_API = "127.0.0.1:9001"
 RUNTIME_DIR = os.path.dirname(mlambda.runtime.__file__)
-
-# Native thread pools sized to the function's `cpu` (one thread by default), so N instances on a
-# machine do not oversubscribe its cores; a function may set its own values in [function.env].
-THREAD_POOL_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 
 
 def lambda_handler_name(handler: str) -> str:
@@ -44,10 +35,13 @@ def instance_environment(
     task_root: str,
     instance_id: str,
     region: str = "us-east-1",
+    threads: int = 1,
 ) -> dict[str, str]:
     # TZ is Lambda's default, which a function (or the operator's environment) may override.
     env = {"TZ": ":UTC", **base}
-    env.update({name: str(spec.threads) for name in THREAD_POOL_VARIABLES})
+    # Libraries imported after this (in a fresh process, or by init after a fork) size their pools
+    # from these; pool/threads.py decides the number.
+    env.update({name: str(threads) for name in THREAD_POOL_VARIABLES})
     env.update(
         {
             # The task root is read-only, as Lambda's is: no bytecode caches written there.
@@ -84,7 +78,7 @@ def _handler(spec: FunctionSpec) -> str:
     return lambda_handler_name(spec.handler)
 
 
-def model_config(spec: FunctionSpec) -> protocol.ModelConfig | None:
+def model_config(spec: FunctionSpec, threads: int = 1) -> protocol.ModelConfig | None:
     """What a model function's instances load (None for a handler function)."""
     if not spec.is_model:
         return None
@@ -93,5 +87,5 @@ def model_config(spec: FunctionSpec) -> protocol.ModelConfig | None:
         framework=spec.framework,
         trust_pickle=spec.trust_pickle,
         hooks=spec.handler,
-        threads=spec.threads,
+        threads=threads,
     )

@@ -20,6 +20,7 @@ from mlambda.pool.capacity import Capacity
 from mlambda.pool.environment import instance_environment, model_config
 from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Observer
+from mlambda.pool.threads import threads_for
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
 from mlambda.spec import FunctionSpec
@@ -95,8 +96,17 @@ class Lifecycle:
         self._report_instances()
 
     def _start_request(self, instance_id: str) -> StartRequest:
+        # Live besides this one: those serving and those starting (``starting`` counts this one).
+        live = len(self.instances) + self.starting - 1
+        threads = threads_for(self.spec, live)
         env = instance_environment(
-            self.base_env, self.spec, self.record.version, self.task_root, instance_id, self.region
+            self.base_env,
+            self.spec,
+            self.record.version,
+            self.task_root,
+            instance_id,
+            self.region,
+            threads=threads,
         )
         env.update(self.secrets)
         return StartRequest(
@@ -108,6 +118,7 @@ class Lifecycle:
             max_response_bytes=self.max_response_bytes,
             log=lambda text: self.observer.output(self.record, text),
             sandbox=self.sandbox,
+            threads=threads,
         )
 
     async def _launch(self, instance_id: str) -> Instance:
@@ -140,8 +151,8 @@ class Lifecycle:
             # The whole Lambda environment: an instance forked from a zygote rather than a
             # template has only what the zygote had until it applies this.
             env=request.env,
-            threads=self.spec.threads,
-            model=model_config(self.spec),
+            threads=request.threads,
+            model=model_config(self.spec, request.threads),
             batched=self.spec.batch is not None and not self.spec.is_model,
             sandbox=self.sandbox,
         )

@@ -30,6 +30,7 @@ from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.pool.item import Item
 from mlambda.pool.lifecycle import Lifecycle
+from mlambda.pool.threads import threads_for
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
 
@@ -128,6 +129,8 @@ class Pool(Batching, Lifecycle):
         instance.served += len(items)
         timeout = self.spec.timeout_s
         deadline_ms = int((time.time() + timeout) * 1000)
+        busy = sum(1 for other in self.instances if other is not instance and other.active)
+        threads = threads_for(self.spec, busy)
         requests = [
             protocol.Invoke(
                 request_id=item.request_id,
@@ -137,6 +140,7 @@ class Pool(Batching, Lifecycle):
                 qualifier=item.qualifier,
                 protocol=item.kind,
                 params=item.params,
+                threads=threads,
             )
             for item in items
         ]

@@ -184,17 +184,3 @@ def invocation_error(exc: BaseException, request_id: str) -> dict[str, Any]:
         payload = error_payload(exc)
     payload["requestId"] = request_id
     return payload
-
-
-def size_thread_pools(threads: int) -> None:
-    """Resize native thread pools of libraries a zygote imported (sized to one thread there).
-    Fresh processes need none of this: the environment sized them before import."""
-    if threads == 1:
-        return
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits  # shipped with scikit-learn
-    except ImportError:
-        return
-    threadpool_limits(threads)

@@ -9,6 +9,7 @@ one poisoned request fails by itself.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -18,10 +19,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
 from mlambda.runtime import protocol
+from mlambda.runtime.building import load_model, map_files, shared_weights
 from mlambda.runtime.loaders import FRAMEWORKS
+from mlambda.runtime.process import release_free_memory
 from mlambda.runtime.tensors import (
     InvalidInput,
     TensorSpec,
@@ -73,12 +77,6 @@ class Request:
         )
 
 
-def load_model(config: protocol.ModelConfig, task_root: str) -> Model:
-    framework = FRAMEWORKS[config.framework]
-    loader = importlib.import_module(f"mlambda.runtime.loaders.{framework.module}")
-    return loader.load(os.path.join(task_root, config.path), config)
-
-
 class ModelHandler:
     def __init__(self, config: protocol.Configure, *, defer: bool) -> None:
         assert config.model is not None
@@ -89,27 +87,45 @@ class ModelHandler:
         self.hooks = _load_hooks(config.model.hooks, config.task_root)
         self.model: Model | None = None
         self._mapped: list[mmap.mmap] = []
+        self._shared: Any = None
         if defer and not self.framework.fork_safe:
-            # A template: map the file (its pages are then shared in the page cache) and let
-            # each instance build the model after its fork, when threads are safe again.
-            self._mapped = _map_files(self.path)
+            # A template: read the weights once where the loader can share them, else map the
+            # file (its pages are then shared in the page cache); each instance builds the
+            # model after its fork, when threads are safe again.
+            self._shared = shared_weights(config.model, config.task_root)
+            if self._shared is None:
+                self._mapped = map_files(self.path)
         else:
             self.model = load_model(config.model, config.task_root)
 
-    def after_fork(self) -> None:
-        """In an instance forked from a template: build a model the template only mapped."""
+    def after_fork(self, threads: int, warm: bool = False) -> None:
+        """In an instance forked from a template: build a model the template only mapped, with
+        ``threads`` for its pools, or give a model built before the fork that many. ``warm``
+        (a spare, ahead of need): also call the model built here once on a sample, as a
+        template primes the models it builds, so that its first-call work is done too."""
         if self.model is None:
-            self.model = load_model(self.model_config, self.config.task_root)
+            config = msgspec.structs.replace(self.model_config, threads=threads)
+            self.model = load_model(config, self.config.task_root, self._shared)
             for mapped in self._mapped:
                 mapped.close()
             self._mapped = []
+            release_free_memory()  # what building it parsed and dropped
+            if warm:
+                self._warm()
+        elif threads != self.model_config.threads and hasattr(self.model, "set_threads"):
+            self.model.set_threads(threads)
 
-    def prime(self) -> bool:
+    def _warm(self) -> None:
+        # Only a warm-up: a model that cannot run the sample answers calls as usual.
+        with contextlib.suppress(Exception):
+            self.prime(built_here=True)
+
+    def prime(self, built_here: bool = False) -> bool:
         """In a template: one call on a sample of the input signature, so that the framework's
         first-call work is done before the fork. False when there was nothing to prime: the
         model is built after the fork, its calls start threads, or its signature gives no
         shape to sample."""
-        if self.model is None or not self.framework.primable:
+        if self.model is None or not (self.framework.primable or built_here):
             return False
         sample = sample_inputs(self.model.inputs)
         if sample is None:
@@ -138,8 +154,8 @@ class ModelHandler:
         ).encode()
 
     def _ready(self) -> Model:
-        if self.model is None:
-            self.after_fork()
+        if self.model is None:  # (never after attach: the instance built it then)
+            self.after_fork(self.model_config.threads)
         assert self.model is not None
         return self.model
 
@@ -367,19 +383,3 @@ def _load_hooks(module_name: str, task_root: str) -> Hooks:
         sys.path.insert(0, task_root)
     module = importlib.import_module(module_name)
     return Hooks(getattr(module, "preprocess", None), getattr(module, "postprocess", None))
-
-
-def _map_files(path: str) -> list[mmap.mmap]:
-    """Map a model file (or every file of a model directory) read-only."""
-    paths = [path]
-    if os.path.isdir(path):
-        paths = [os.path.join(root, f) for root, _, files in os.walk(path) for f in files]
-    maps = []
-    for name in paths:
-        if os.path.getsize(name) == 0:
-            continue
-        with open(name, "rb") as handle:
-            maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-    for mapped in maps:
-        mapped.madvise(mmap.MADV_WILLNEED)
-    return maps

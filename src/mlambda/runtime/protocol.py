@@ -101,6 +101,8 @@ class Ready(msgspec.Struct, tag="ready", kw_only=True):
     # tier: "base", "runtime" (init ran after the fork) or "template" (init ran before it).
     tier: str = "process"
     fork_ms: float = 0.0
+    # Threads of the instance's native pools (a spare's were chosen when it was prepared).
+    threads: int = 1
 
 
 class InitFailed(msgspec.Struct, tag="init_failed", kw_only=True):
@@ -123,6 +125,9 @@ class Invoke(msgspec.Struct, tag="invoke", kw_only=True):
     protocol: str = ""
     # Request options: "proba" for predict_proba, "header_length" for v2 binary payloads.
     params: dict[str, str] = {}
+    # Threads for the native pools that can be resized per call (torch, OpenMP, BLAS), from how
+    # many other instances of the function are busy now (0: leave them as they are).
+    threads: int = 0
 
 
 class Batch(msgspec.Struct, tag="batch", kw_only=True):
@@ -173,6 +178,15 @@ class Spawn(msgspec.Struct, tag="spawn", kw_only=True):
     preload: list[str] = []
 
 
+class Prepare(msgspec.Struct, tag="prepare", kw_only=True):
+    """To an instance forked ahead of need from a template, before its Configure: size the
+    native thread pools and build now what the template could not build before the fork (an
+    ONNX Runtime session), so that taking the spare costs a dispatch."""
+
+    v: int = PROTOCOL_VERSION
+    threads: int = 1
+
+
 class Spawned(msgspec.Struct, tag="spawned", kw_only=True):
     v: int = PROTOCOL_VERSION
     pid: int
@@ -215,6 +229,7 @@ Message = (
     | Shutdown
     | Spawn
     | Spawned
+    | Prepare
     | ZygoteReady
     | TemplateReady
     | Exited

@@ -18,6 +18,7 @@ import msgspec
 
 from mlambda.runtime import handler as handlers
 from mlambda.runtime import protocol, sandbox
+from mlambda.runtime import threads as thread_pools
 from mlambda.runtime.capture import Capture
 from mlambda.runtime.context import LambdaContext, function_arn, log_stream_name
 from mlambda.runtime.process import Channel, die_with_parent, max_memory_mb
@@ -35,6 +36,7 @@ class Worker:
         self.handler: handlers.Handler | None = None
         self.model: Any = None  # a ModelHandler for model functions (runtime/model.py)
         self.bootstrap = ""  # a provided runtime's, in a template: each instance starts it
+        self.threads = config.threads  # what the resizable native pools have now
         # As the environment names it (set at start) unless that belongs to another instance.
         stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         if not stream.endswith(f"[{config.function_version}]{config.instance_id}"):
@@ -238,6 +240,11 @@ class Worker:
 
     def _answer(self, message: protocol.Invoke | protocol.Batch) -> None:
         assert self.channel is not None
+        first = message if isinstance(message, protocol.Invoke) else message.items[0]
+        if first.threads and first.threads != self.threads:
+            # A lone call uses every core; one beside busy instances, its share.
+            thread_pools.resize(first.threads)
+            self.threads = first.threads
         if isinstance(message, protocol.Invoke):
             self.channel.send(self.invoke(message))
             return
@@ -248,17 +255,23 @@ class Worker:
         for answer in self.run(message.items):
             self.channel.send(answer)
 
-    def attach(self, channel: Channel, config: protocol.Configure) -> float:
-        """Bind a template's initialised worker to a forked instance's own socket and id;
-        returns the ms spent building what could not be built before the fork."""
+    def prepare(self, threads: int, ahead: bool = False) -> float:
+        """In an instance forked from a template: size the native pools and build what the
+        template could not build before the fork; returns the ms it took. ``ahead`` (a spare,
+        before any call needs it): also warm that model with one call on a sample."""
+        started = time.perf_counter()
+        thread_pools.size(threads)
+        self.threads = threads
+        if self.model is not None:
+            self.model.after_fork(threads, warm=ahead and self.config.prime)
+        return (time.perf_counter() - started) * 1000
+
+    def attach(self, channel: Channel, config: protocol.Configure) -> None:
+        """Bind a template's initialised worker to a forked instance's own socket and id."""
         self.channel = channel
         self.config = msgspec.structs.replace(self.config, instance_id=config.instance_id)
         self.log_stream = log_stream_name(config.function_version, config.instance_id)
         os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream
-        started = time.perf_counter()
-        if self.model is not None:
-            self.model.after_fork()
-        return (time.perf_counter() - started) * 1000
 
     def serve(self) -> int:
         """Answer Invoke frames until Shutdown or EOF; returns the exit status."""
@@ -278,8 +291,9 @@ class Worker:
                 executor.submit(self._answer, message)
 
 
-def _configure(channel: Channel) -> protocol.Configure:
-    config = channel.recv()
+def _configure(channel: Channel, config: object = None) -> protocol.Configure:
+    if config is None:
+        config = channel.recv()
     if not isinstance(config, protocol.Configure):
         raise protocol.ProtocolError("the first frame must be Configure")
     return config
@@ -317,11 +331,13 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
         fork_ms = (time.perf_counter() - fork_started) * 1000 if fork_started is not None else 0.0
         return _serve_provided(channel, config, bootstrap, tier, fork_ms)
     if fork_started is not None:
-        handlers.size_thread_pools(config.threads)
+        # A fresh process needs none of this: its environment sized them before import.
+        thread_pools.size(config.threads)
     worker = Worker(channel, config)
     outcome = worker.initialize()
     if isinstance(outcome, protocol.Ready):
         outcome.tier = tier
+        outcome.threads = config.threads
         if fork_started is not None:
             outcome.fork_ms = (time.perf_counter() - fork_started) * 1000
     channel.send(outcome)
@@ -342,19 +358,33 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
             isolation = protocol.InitFailed(error=_sandbox_error(exc))
     # The fork's cost ends here; a pre-forked spare may now wait a long time for its Configure.
     fork_ms = (time.perf_counter() - fork_started) * 1000
-    config = _configure(channel)
+    first = channel.recv()
+    prepared: float | BaseException | None = None
+    threads = 0
+    if isinstance(first, protocol.Prepare):
+        # A spare: build now, ahead of need, so that the call that takes it waits for nothing.
+        threads = first.threads
+        prepared = _prepare(worker, threads, ahead=True)
+        first = None
+    config = _configure(channel, first)
     if isolation is not None:
         channel.send(isolation)
         return 1
     if worker.bootstrap:
         config = msgspec.structs.replace(worker.config, instance_id=config.instance_id)
         return _serve_provided(channel, config, worker.bootstrap, "template", fork_ms)
-    handlers.size_thread_pools(config.threads)
-    try:
-        init_ms = worker.attach(channel, config)
-    except BaseException as exc:
+    worker.attach(channel, config)
+    if prepared is None:
+        threads = config.threads
+        prepared = _prepare(worker, threads)
+        init_ms = prepared if isinstance(prepared, float) else 0.0
+    else:
+        init_ms = 0.0  # built before this call came
+    if isinstance(prepared, BaseException):
         # Only a model the template mapped but could not build before the fork fails here.
-        payload = handlers.error_payload(exc, "Runtime.InitError", "Unable to load the model: ")
+        payload = handlers.error_payload(
+            prepared, "Runtime.InitError", "Unable to load the model: "
+        )
         channel.send(protocol.InitFailed(error=payload, logs=worker.capture.end()))
         return 1
     channel.send(
@@ -364,9 +394,18 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
             init_ms=init_ms,
             tier="template",
             fork_ms=fork_ms,
+            threads=threads,
         )
     )
     return worker.serve()
+
+
+def _prepare(worker: Worker, threads: int, ahead: bool = False) -> float | BaseException:
+    """``worker.prepare``'s ms, or what it raised (reported once the Configure has come)."""
+    try:
+        return worker.prepare(threads, ahead)
+    except BaseException as exc:
+        return exc
 
 
 def _serve_provided(

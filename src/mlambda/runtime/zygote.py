@@ -34,6 +34,7 @@ import time
 import traceback
 
 from mlambda.runtime import priming, protocol
+from mlambda.runtime import threads as thread_pools
 from mlambda.runtime.handler import error_payload
 from mlambda.runtime.process import die_with_parent
 from mlambda.runtime.worker import Worker, enter_sandbox, serve, serve_initialised
@@ -177,6 +178,8 @@ def become_runtime_zygote(control: socket.socket, preload: list[str]) -> int:
 def freeze_heap() -> None:
     """Move every object to the collector's permanent generation before serving forks: the
     children's collections then never write to (and so copy) the pages they share with us."""
+    # Instances size the pools of what is loaded now without searching for them again.
+    thread_pools.discover()
     gc.collect()
     gc.freeze()
 

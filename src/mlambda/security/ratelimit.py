@@ -16,11 +16,6 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from mlambda.errors import ServiceUnavailable
 
 __all__ = [
@@ -189,6 +184,13 @@ class RedisLimiter:
     """
 
     def __init__(self, url: str, prefix: str = "mlambda:rl:") -> None:
+        # Imported here: only --redis-url needs it, and serve starts faster without it.
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._failure: type[Exception] = RedisError
         self._url = url
         self._prefix = prefix
         # One immediate retry reconnects a connection Redis closed while idle; more would only
@@ -209,7 +211,7 @@ class RedisLimiter:
         args = [repr(rate.per_second), repr(rate.burst), repr(float(cost))]
         try:
             retry_after = await self._take(keys=[self._prefix + key], args=args)
-        except RedisError as error:
+        except self._failure as error:
             raise ServiceUnavailable(
                 f"rate limits unavailable: Redis at {redacted_url(self._url)} failed "
                 f"({type(error).__name__}: {error}); check that it runs and the URL is right"

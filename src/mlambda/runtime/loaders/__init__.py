@@ -8,6 +8,7 @@ imports ``mlambda.runtime.loaders.<module>`` to load the model.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 
 
@@ -105,15 +106,22 @@ PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 # Imported by the runtime zygote only for models of that format: skops.io imports every
-# scikit-learn estimator (and torch, where it is installed), seconds a joblib model never needs.
-FORMAT_PRELOAD = {".skops": ("skops.io",)}
+# scikit-learn estimator (and torch, where it is installed), seconds a joblib model never needs;
+# onnx reads an ONNX model's weights in its template, for its instances to share (where it is
+# installed: the loader does without it).
+FORMAT_PRELOAD = {".skops": ("skops.io",), ".onnx": ("onnx",)}
+# Of those, the ones a loader can do without: preloaded only where they are installed.
+OPTIONAL_PRELOAD = frozenset({"onnx"})
 
 
 def preload(framework: str, model: str) -> tuple[str, ...]:
     """What the runtime zygote imports for a model of ``framework`` stored at ``model``."""
     if framework not in FRAMEWORKS:
         return ()
-    extra = FORMAT_PRELOAD.get(os.path.splitext(model)[1].lower(), ())
+    wanted = FORMAT_PRELOAD.get(os.path.splitext(model)[1].lower(), ())
+    extra = tuple(
+        m for m in wanted if m not in OPTIONAL_PRELOAD or importlib.util.find_spec(m) is not None
+    )
     return FRAMEWORKS[framework].preload + extra
 
 

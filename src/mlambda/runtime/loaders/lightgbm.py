@@ -28,9 +28,12 @@ class LightGBMModel:
         self.default_outputs = ["predict"]
         self.proba_output: str | None = None
 
+    def set_threads(self, threads: int) -> None:
+        """In an instance forked from the template that loaded it with one thread."""
+        self.threads = threads
+
     def predict(self, inputs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
-        # The function's `cpu` sets the threads (one by default): instances are the unit of
-        # parallelism.
+        # Threads as the platform sized this instance (pool/threads.py).
         result = self.booster.predict(  # type: ignore[attr-defined]
             inputs["input"], num_threads=self.threads
         )

@@ -2,6 +2,11 @@
 
 Inputs and outputs, with their datatypes and shapes, come from the graph; a symbolic dimension
 is -1. A session starts thread pools, so it is built in each instance after the fork.
+
+Its weights need not be copied into each instance: a template reads the graph's initializers
+once (``share``, with the ``onnx`` package), and every session built after the fork uses those
+arrays in place (``SessionOptions.add_initializer``), so the pages stay shared copy-on-write.
+Pre-packing is then off, since it would copy every weight matrix into each session.
 """
 
 from __future__ import annotations
@@ -28,16 +33,44 @@ _TYPES = {
 }
 
 
-def load(path: str, config: ModelConfig) -> OnnxModel:
+def share(path: str) -> dict[str, np.ndarray] | None:
+    """In a template, before the fork: the model's initializers as arrays its instances share,
+    or None where they cannot be read here (no ``onnx`` package, an ORT-format model)."""
+    if not path.endswith(".onnx"):
+        return None
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(path)  # external data too, from beside the file
+    except Exception:
+        return None  # ONNX Runtime reports what is wrong with it, in each instance
+    # Read-only arrays over bytes of their own: the parsed model is dropped below.
+    arrays = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    del model
+    return arrays
+
+
+def load(path: str, config: ModelConfig, shared: dict[str, np.ndarray] | None = None) -> OnnxModel:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = config.threads
     options.inter_op_num_threads = 1
+    # The template's arrays, used in place: their OrtValues must live as long as the session.
+    values = {n: onnxruntime.OrtValue.ortvalue_from_numpy(a) for n, a in (shared or {}).items()}
+    for name, value in values.items():
+        options.add_initializer(name, value)
+    if values:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     session = onnxruntime.InferenceSession(
         path, sess_options=options, providers=["CPUExecutionProvider"]
     )
-    return OnnxModel(session)
+    model = OnnxModel(session)
+    model.initializers = values
+    return model
 
 
 def _spec(node: object) -> TensorSpec:
@@ -50,6 +83,7 @@ def _spec(node: object) -> TensorSpec:
 class OnnxModel:
     def __init__(self, session: object) -> None:
         self.session = session
+        self.initializers: dict[str, object] = {}  # what the session uses in place
         self.inputs = [_spec(n) for n in session.get_inputs()]  # type: ignore[attr-defined]
         self.outputs = [_spec(n) for n in session.get_outputs()]  # type: ignore[attr-defined]
         self.default_outputs = [t.name for t in self.outputs]

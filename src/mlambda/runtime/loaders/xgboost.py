@@ -155,6 +155,10 @@ class XGBoostModel:
         result = self.booster.inplace_predict(inputs["input"])
         return {"predict": np.asarray(result, dtype=np.float32)}
 
+    def set_threads(self, threads: int) -> None:
+        """In an instance forked from the template that loaded it with one thread."""
+        self.booster.set_param({"nthread": threads})
+
 
 class XGBClassifierModel:
     """A model saved from ``XGBClassifier``: labels, and probabilities on request."""
@@ -172,6 +176,10 @@ class XGBClassifierModel:
         ]
         self.default_outputs = ["predict"]
         self.proba_output: str | None = "predict_proba"
+
+    def set_threads(self, threads: int) -> None:
+        """In an instance forked from the template that loaded it with one thread."""
+        self.booster.set_param({"nthread": threads})
 
     def predict(self, inputs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
         features = inputs["input"]
