@@ -25,18 +25,16 @@ from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest, 
 from mlambda.backends.eviction import Resident, choose_evictions
 from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_reader, pump
 from mlambda.backends.limits import ResourceLimits
+from mlambda.backends.spares import Spares, template_configure
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.observe.memory import memory_kb
-from mlambda.pool.environment import model_config
-from mlambda.pool.threads import threads_for
 from mlambda.runtime import protocol
-from mlambda.runtime.threads import THREAD_POOL_VARIABLES
 from mlambda.runtime.zygote import FD_VARIABLE
 
 log = logging.getLogger("mlambda.zygotes")
 
 
-class ZygoteBackend:
+class ZygoteBackend(Spares):
     def __init__(
         self,
         python: str = sys.executable,
@@ -192,7 +190,7 @@ class ZygoteBackend:
 
     async def _start_template(self, request: StartRequest) -> ForkServerHandle | None:
         runtime = await self._runtime(request.spec.modules_to_preload, request.spec.init_timeout_s)
-        config = _configure(request)
+        config = template_configure(request)
         handle, ready = await self._fork_server(
             runtime,
             protocol.Spawn(kind="template"),
@@ -328,40 +326,6 @@ class ZygoteBackend:
         exited = server.exit_future(spawned.pid)
         return ForkedProcess(spawned.pid, reader, writer, output, exited)
 
-    def _refill(self, template: ForkServerHandle, request: StartRequest) -> None:
-        """Fork the template's next instance ahead of need (the pre-forked spare)."""
-        if self.spares and template.spare is None and not template.spare_pending:
-            template.spare_pending = True
-            self._keep(asyncio.get_running_loop().create_task(self._make_spare(template, request)))
-
-    async def _make_spare(self, template: ForkServerHandle, request: StartRequest) -> None:
-        try:
-            spare = await self._fork(template)
-        except (ConnectionError, OSError):
-            return  # the template is gone; the next start builds a new one
-        finally:
-            template.spare_pending = False
-        if self.limits is not None:
-            # Joining a cgroup costs milliseconds in the kernel: done now, not on a call's path.
-            spare.guard = await asyncio.to_thread(
-                self.limits.attach, spare.pid, request.spec.memory_mb, f"spare-{spare.pid}"
-            )
-        if template.closed or template.spare is not None:
-            spare.discard()
-            return
-        # Its pools sized as if it started now, beside the template's live instances; it
-        # builds what the template could not (an ONNX Runtime session) before any call needs it.
-        spare.threads = threads_for(request.spec, template.live)
-        spare.writer.write(protocol.encode(protocol.Prepare(threads=spare.threads)))
-        template.spare = spare
-        template.spare_request = request
-        spare.exited.add_done_callback(lambda _: self._spare_exited(template, spare))
-
-    def _spare_exited(self, template: ForkServerHandle, spare: ForkedProcess) -> None:
-        if template.spare is spare:  # died unused (its template was evicted, say)
-            template.spare = None
-            spare.discard()
-
     def _instance_exited(
         self, process: ForkedProcess, server: ForkServerHandle, ttl: float
     ) -> None:
@@ -371,17 +335,6 @@ class ZygoteBackend:
         if server.kind == "template" and server.live == 0 and not server.closed:
             self._arm_expiry(server, ttl)
             self._resize_spare(server)
-
-    def _resize_spare(self, template: ForkServerHandle) -> None:
-        """The next call of an idle template comes from zero: its spare should have the pools
-        of a lone instance, not the share it was given beside busy ones."""
-        spare, request = template.spare, template.spare_request
-        if spare is None or request is None or template.closed:
-            return
-        if spare.threads < threads_for(request.spec, 0):
-            template.spare = None
-            spare.discard()
-            self._refill(template, request)
 
     async def prepare(self, request: StartRequest, template: bool = True) -> None:
         try:
@@ -465,25 +418,3 @@ def _out_of_memory_during_init(configure: protocol.Configure | None) -> dict[str
             f"(memory limit of {limit} MB exceeded; raise memory_mb in mlambda.toml)"
         ),
     }
-
-
-def _configure(request: StartRequest) -> protocol.Configure:
-    return protocol.Configure(
-        instance_id="template",
-        function_name=request.spec.name,
-        function_version=request.function_version,
-        handler=request.spec.handler,
-        task_root=request.task_root,
-        memory_mb=request.spec.memory_mb,
-        concurrency=request.spec.concurrency,
-        max_response_bytes=request.max_response_bytes,
-        preload=[],
-        # One thread per pool: a template that started pool threads could not fork. Each
-        # instance sizes its pools after the fork (a spare when it is prepared).
-        env={**request.env, **dict.fromkeys(THREAD_POOL_VARIABLES, "1")},
-        threads=1,
-        model=model_config(request.spec, 1),
-        batched=request.spec.batch is not None and not request.spec.is_model,
-        sandbox=request.sandbox,
-        prime=request.spec.prime,
-    )

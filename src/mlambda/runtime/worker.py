@@ -259,9 +259,9 @@ class Worker:
         """In an instance forked from a template: size the native pools and build what the
         template could not build before the fork; returns the ms it took. ``ahead`` (a spare,
         before any call needs it): also warm that model with one call on a sample."""
-        started = time.perf_counter()
         thread_pools.size(threads)
         self.threads = threads
+        started = time.perf_counter()  # init: what is built here (sizing pools is the fork's)
         if self.model is not None:
             self.model.after_fork(threads, warm=ahead and self.config.prime)
         return (time.perf_counter() - started) * 1000
@@ -291,7 +291,7 @@ class Worker:
                 executor.submit(self._answer, message)
 
 
-def _configure(channel: Channel, config: object = None) -> protocol.Configure:
+def receive_configure(channel: Channel, config: object = None) -> protocol.Configure:
     if config is None:
         config = channel.recv()
     if not isinstance(config, protocol.Configure):
@@ -306,11 +306,11 @@ def enter_sandbox(config: protocol.Configure) -> protocol.InitFailed | None:
     try:
         sandbox.enter(config.sandbox)
     except sandbox.SandboxError as exc:
-        return protocol.InitFailed(error=_sandbox_error(exc))
+        return protocol.InitFailed(error=sandbox_error(exc))
     return None
 
 
-def _sandbox_error(exc: sandbox.SandboxError) -> dict[str, object]:
+def sandbox_error(exc: sandbox.SandboxError) -> dict[str, object]:
     return {
         "errorType": "Runtime.InitError",
         "errorMessage": f"Unable to enter the sandbox: {exc}",
@@ -321,7 +321,7 @@ def _sandbox_error(exc: sandbox.SandboxError) -> dict[str, object]:
 def serve(sock: socket.socket, tier: str = "process", fork_started: float | None = None) -> int:
     """Run one instance over a connected socket (init included); returns the exit status."""
     channel = Channel(sock)
-    config = _configure(channel)
+    config = receive_configure(channel)
     failed = enter_sandbox(config)
     if failed is not None:
         channel.send(failed)
@@ -329,7 +329,7 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
     bootstrap = os.environ.pop(BOOTSTRAP_VARIABLE, "")
     if bootstrap:
         fork_ms = (time.perf_counter() - fork_started) * 1000 if fork_started is not None else 0.0
-        return _serve_provided(channel, config, bootstrap, tier, fork_ms)
+        return serve_provided(channel, config, bootstrap, tier, fork_ms)
     if fork_started is not None:
         # A fresh process needs none of this: its environment sized them before import.
         thread_pools.size(config.threads)
@@ -346,69 +346,7 @@ def serve(sock: socket.socket, tier: str = "process", fork_started: float | None
     return worker.serve()
 
 
-def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) -> int:
-    """Run an instance forked from a template: init already ran there; only attach and serve."""
-    channel = Channel(sock)
-    isolation = None
-    if worker.config.sandbox is not None:
-        # Before the Configure: a pre-forked spare pays for its own /tmp ahead of need.
-        try:
-            sandbox.isolate_instance(worker.config.sandbox)
-        except sandbox.SandboxError as exc:
-            isolation = protocol.InitFailed(error=_sandbox_error(exc))
-    # The fork's cost ends here; a pre-forked spare may now wait a long time for its Configure.
-    fork_ms = (time.perf_counter() - fork_started) * 1000
-    first = channel.recv()
-    prepared: float | BaseException | None = None
-    threads = 0
-    if isinstance(first, protocol.Prepare):
-        # A spare: build now, ahead of need, so that the call that takes it waits for nothing.
-        threads = first.threads
-        prepared = _prepare(worker, threads, ahead=True)
-        first = None
-    config = _configure(channel, first)
-    if isolation is not None:
-        channel.send(isolation)
-        return 1
-    if worker.bootstrap:
-        config = msgspec.structs.replace(worker.config, instance_id=config.instance_id)
-        return _serve_provided(channel, config, worker.bootstrap, "template", fork_ms)
-    worker.attach(channel, config)
-    if prepared is None:
-        threads = config.threads
-        prepared = _prepare(worker, threads)
-        init_ms = prepared if isinstance(prepared, float) else 0.0
-    else:
-        init_ms = 0.0  # built before this call came
-    if isinstance(prepared, BaseException):
-        # Only a model the template mapped but could not build before the fork fails here.
-        payload = handlers.error_payload(
-            prepared, "Runtime.InitError", "Unable to load the model: "
-        )
-        channel.send(protocol.InitFailed(error=payload, logs=worker.capture.end()))
-        return 1
-    channel.send(
-        protocol.Ready(
-            pid=os.getpid(),
-            import_ms=0.0,
-            init_ms=init_ms,
-            tier="template",
-            fork_ms=fork_ms,
-            threads=threads,
-        )
-    )
-    return worker.serve()
-
-
-def _prepare(worker: Worker, threads: int, ahead: bool = False) -> float | BaseException:
-    """``worker.prepare``'s ms, or what it raised (reported once the Configure has come)."""
-    try:
-        return worker.prepare(threads, ahead)
-    except BaseException as exc:
-        return exc
-
-
-def _serve_provided(
+def serve_provided(
     channel: Channel, config: protocol.Configure, bootstrap: str, tier: str, fork_ms: float
 ) -> int:
     # Imported here only: its HTTP server weighs on no Python function's cold start.

@@ -35,9 +35,10 @@ import traceback
 
 from mlambda.runtime import priming, protocol
 from mlambda.runtime import threads as thread_pools
+from mlambda.runtime.forked import serve_initialised
 from mlambda.runtime.handler import error_payload
 from mlambda.runtime.process import die_with_parent
-from mlambda.runtime.worker import Worker, enter_sandbox, serve, serve_initialised
+from mlambda.runtime.worker import Worker, enter_sandbox, serve
 
 FD_VARIABLE = "MLAMBDA_ZYGOTE_FD"
 MAX_PACKET = 1 << 20
