@@ -76,14 +76,6 @@ class Launch:
     report: dict[str, float] = field(default_factory=dict)
 
 
-def load_peer(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"peer_{name}", PEERS / name / "peer.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @dataclass
 class Target:
     """What is launched: mlambda from a source tree (``source``: None for this one), or a
@@ -447,14 +439,14 @@ def section(
 
 
 def targets(args: argparse.Namespace) -> list[Target]:
-    mlambda = load_peer("mlambda")
+    mlambda = common.load_peer("mlambda")
     found = [Target("this tree", mlambda, Path(sys.executable))]
     if args.against is not None:
         source = args.against.resolve() / "src"
         label = f"{args.against.name} (--against)"
         found.insert(0, Target(label, mlambda, Path(sys.executable), source))
     for name in args.peer:
-        peer = load_peer(name)
+        peer = common.load_peer(name)
         python = VENVS / name / "bin" / "python"
         if not python.exists():
             raise SystemExit(f"--peer {name}: no {python}; `make bench-peers` builds it")

@@ -17,11 +17,13 @@ the model stack pinned by constraints.txt plus the peer's own packages.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +40,15 @@ MODEL_STACK = [
 ]
 MODELS = ("m1", "m2", "m3")
 TEXT = "Serverless inference scales to zero when nobody calls it."
+
+
+def load_peer(name: str) -> ModuleType:
+    """bench/peers/<name>/peer.py: how the runner starts and talks to that peer."""
+    spec = importlib.util.spec_from_file_location(f"peer_{name}", HERE / name / "peer.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def venv(name: str, packages: list[str], log: Path | None = None) -> Path:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -77,21 +76,13 @@ class Outcome:
     error: str = ""
 
 
-def load_peer(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"peer_{name}", HERE / name / "peer.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def workers(name: str, peer: ModuleType, variant: str) -> int:
     """How many serving processes the peer runs in this variant. Equal resources: mlambda gets
     one instance, as a peer runs one worker by default, and a peer gets as many workers as mlambda
     has instances by default (its max_instances)."""
     if variant == "default":
         return int(peer.WORKERS)
-    return 1 if name == "mlambda" else int(load_peer("mlambda").WORKERS)
+    return 1 if name == "mlambda" else int(common.load_peer("mlambda").WORKERS)
 
 
 def label(peer: ModuleType, count: int) -> str:
@@ -508,7 +499,7 @@ def main() -> None:
     outcomes: list[Outcome] = []
     peers: dict[str, dict[str, Any]] = {}
     for name in args.peers.split(","):
-        peer = load_peer(name)
+        peer = common.load_peer(name)
         print(f"{peer.NAME}: environment", flush=True)
         try:
             python = environment(name, peer, args)
