@@ -4,7 +4,7 @@ answers the same JSON, both on the same uvicorn settings.
     .venv/bin/python bench/gateway.py [--duration 10] [--rounds 3]
 
 The bare app is what a hand-written service costs on this machine: one route, no auth, no
-pool, the same uvicorn settings as `mlambda serve` (httptools, asyncio's event loop).
+pool, the same uvicorn settings as `mlambda serve` (httptools, uvloop where installed).
 mlambda runs as `make serve` does (zygote backend, auth on: each request carries the admin
 key) with `examples/hello`. wrk posts one small JSON event per request: throughput at
 concurrency 32, and p50 at concurrency 1 (the overhead of one call over the bare app). The two
@@ -62,6 +62,15 @@ def uvicorn_http() -> str:
     return "httptools"
 
 
+def serve_loop() -> str:
+    """The event loop `mlambda serve` runs on (serve_cli.py): uvloop where it is installed."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 class Bare:
     def __init__(self, root: Path) -> None:
         (root / "bare_app.py").write_text(BARE)
@@ -71,8 +80,7 @@ class Bare:
             [
                 *(sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(self.port)),
                 *("--log-level", "warning", "--no-access-log"),
-                # The event loop `mlambda serve` runs on (asyncio's: see serve_cli.py).
-                *("--http", uvicorn_http(), "--loop", "asyncio"),
+                *("--http", uvicorn_http(), "--loop", serve_loop()),
             ],
             cwd=root,
         )
@@ -99,7 +107,7 @@ CATEGORIES = (
     ("invoke route: body, response", ("mlambda/gateway/",)),
     ("Starlette: routing, middleware", ("starlette/",)),
     ("uvicorn + httptools: parsing, socket writes", ("uvicorn/", "httptools")),
-    ("asyncio: event loop, tasks, futures, streams", ("asyncio/",)),
+    ("event loop (asyncio, uvloop): tasks, futures, streams", ("asyncio/", "uvloop")),
 )
 
 
@@ -189,7 +197,7 @@ def _write(
 ## HTTP stack: mlambda `hello` beside a bare Starlette app
 
 Command: `.venv/bin/python bench/gateway.py --duration {args.duration} --rounds {args.rounds}`.
-Machine: {machine()}. uvicorn with {uvicorn_http()} on asyncio's loop for
+Machine: {machine()}. uvicorn with {uvicorn_http()} on {serve_loop()} for
 both; mlambda as `make serve` runs it (zygote backend, auth on) with `examples/hello`; the bare
 app answers the same JSON on one route. wrk (1 thread) posts a small JSON event; the two take
 turns, {args.rounds} rounds of {args.duration} s each, best round of each.

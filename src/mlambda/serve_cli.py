@@ -8,6 +8,7 @@ import logging
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,18 @@ if TYPE_CHECKING:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    # asyncio's own event loop: under uvloop, instances forked after a scale to zero did not
-    # finish their init (the suite's zygote tests). uvicorn still parses with httptools.
-    return asyncio.run(_serve(settings, [Path(d) for d in args.deploy or []]))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve(settings, [Path(d) for d in args.deploy or []]))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it): about 1.5x the requests a
+    second of asyncio's own loop through the gateway (bench/gateway.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:

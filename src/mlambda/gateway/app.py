@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
@@ -25,11 +26,12 @@ from mlambda.gateway import (
     versions,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
+from mlambda.gateway.direct import DirectInvoke, target
 from mlambda.gateway.lambda_api.operations import unknown_operation
 from mlambda.gateway.lambda_api.retries import SyncCalls
 from mlambda.gateway.lambda_api.routes import routes as lambda_routes
 from mlambda.gateway.openapi import document
-from mlambda.gateway.responses import error_response
+from mlambda.gateway.responses import error_response, unexpected_error
 from mlambda.platform import Platform
 
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -61,13 +63,7 @@ async def _mlambda_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The traceback goes to the server log (uvicorn logs the re-raised exception), not the client.
-    return JSONResponse(
-        {
-            "errorType": "ServiceException",
-            "errorMessage": "Internal error in mlambda; the server log has the details",
-        },
-        status_code=500,
-    )
+    return unexpected_error()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -88,7 +84,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def routes() -> list[Route]:
+    # Starlette tries routes in order: the invoke paths come first (none overlaps another).
     return [
+        Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
+        *lambda_routes(),
+        *oip.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
@@ -100,7 +100,6 @@ def routes() -> list[Route]:
         ),
         Route("/v1/functions/{name}", functions.put_function, methods=["PUT"]),
         Route("/v1/functions/{name}", functions.delete_function, methods=["DELETE"]),
-        Route("/v1/functions/{name}/invoke", invoke.invoke, methods=["POST"]),
         Route("/v1/functions/{name}/logs", functions.function_logs, methods=["GET"]),
         Route("/v1/functions/{name}/versions", versions.list_versions, methods=["GET"]),
         Route("/v1/functions/{name}/versions", versions.publish, methods=["POST"]),
@@ -139,11 +138,21 @@ def routes() -> list[Route]:
         Route("/v1/keys/{key}", admin.revoke_key, methods=["DELETE"]),
         Route("/v1/audit", admin.audit_log, methods=["GET"]),
         Route("/v1/master-key/rotate", admin.rotate_master_key, methods=["POST"]),
-        *lambda_routes(),
-        *oip.routes(),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
     ]
+
+
+class Gateway(Starlette):
+    """Starlette, with the direct route (direct.py) taken before its middleware and routes."""
+
+    direct: DirectInvoke
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and target(scope) is not None:
+            await self.direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(platform: Platform) -> Starlette:
@@ -158,7 +167,7 @@ def create_app(platform: Platform) -> Starlette:
             await platform.stop()
 
     middleware = [Middleware(AccessControl, platform=platform)]
-    app = Starlette(
+    app = Gateway(
         routes=routes(),
         middleware=middleware,
         exception_handlers={
@@ -168,6 +177,7 @@ def create_app(platform: Platform) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.direct = DirectInvoke(platform)
     app.state.platform = platform
     app.state.sync_calls = SyncCalls()  # retried synchronous Lambda invokes (lambda_api/retries)
     return app

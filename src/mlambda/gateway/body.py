@@ -11,7 +11,7 @@ from starlette.requests import Request
 from mlambda.errors import InvalidRequest, PayloadTooLarge
 
 
-def _too_large(what: str, limit: int) -> PayloadTooLarge:
+def too_large(what: str, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
 
 
@@ -19,13 +19,13 @@ async def read_body(request: Request, limit: int, what: str = "Request payload")
     """The whole body; refuses early on Content-Length and stops reading past ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(f"{what} size ({declared} bytes)", limit)
+        raise too_large(f"{what} size ({declared} bytes)", limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(what, limit)
+            raise too_large(what, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -149,6 +149,8 @@ def routes() -> list[Route]:
     models = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     return [
+        Route(f"{models}/infer", infer, methods=["POST"]),
+        Route(f"{versioned}/infer", infer, methods=["POST"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
@@ -156,6 +158,4 @@ def routes() -> list[Route]:
         Route(versioned, model_metadata, methods=["GET"]),
         Route(f"{models}/ready", model_ready, methods=["GET"]),
         Route(f"{versioned}/ready", model_ready, methods=["GET"]),
-        Route(f"{models}/infer", infer, methods=["POST"]),
-        Route(f"{versioned}/infer", infer, methods=["POST"]),
     ]

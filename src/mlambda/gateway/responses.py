@@ -35,11 +35,21 @@ def retry_headers(exc: MlambdaError) -> dict[str, str]:
 def invocation_response(invocation: Invocation) -> Response:
     if invocation.error is not None:
         response: Response = error_response(invocation.error, invocation.request_id)
-    else:
-        response = Response(
-            invocation.body,
-            media_type="application/json",
-            headers={REQUEST_ID_HEADER: invocation.request_id},
-        )
-    response.headers[VERSION_HEADER] = invocation.version
-    return response
+        response.headers[VERSION_HEADER] = invocation.version
+        return response
+    return Response(
+        invocation.body,
+        media_type="application/json",
+        headers={REQUEST_ID_HEADER: invocation.request_id, VERSION_HEADER: invocation.version},
+    )
+
+
+def unexpected_error() -> JSONResponse:
+    """A fault in mlambda itself: the traceback goes to the server log, not the client."""
+    return JSONResponse(
+        {
+            "errorType": "ServiceException",
+            "errorMessage": "Internal error in mlambda; the server log has the details",
+        },
+        status_code=500,
+    )

@@ -11,11 +11,17 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
+
+_second: tuple[int, str] = (-1, "")
 
 
 def timestamp(now: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    global _second
+    whole = int(now)
+    if _second[0] != whole:  # formatted once a second: strftime is the costly part
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(now % 1 * 1000):03d}Z"
 
 
 class LogSink:
@@ -23,8 +29,10 @@ class LogSink:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, BinaryIO] = {}
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}
+        self._unflushed: set[BinaryIO] = set()
+        self._sizes: dict[str, int] = {}
 
     def path(self, function: str) -> Path:
         return self.directory / f"{function}.log"
@@ -35,24 +43,47 @@ class LogSink:
         if not text:
             return
         handle = self._file(function)
-        handle.write(text)
-        handle.flush()
+        data = text.encode("utf-8", errors="replace")
+        handle.write(data)
+        self._sizes[function] += len(data)
+        self._flush_soon(handle)
         for queue in self._subscribers.get(function, ()):
             queue.put_nowait(text)
-        if handle.tell() > self.max_bytes:
+        if self._sizes[function] > self.max_bytes:
             self._rotate(function)
 
-    def _file(self, function: str) -> TextIO:
+    def _flush_soon(self, handle: BinaryIO) -> None:
+        """Written to the file before the event loop reads its next request: one write per
+        loop turn for all the calls that ended in it, not one per call."""
+        if not self._unflushed:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a tool, a test): at once
+                handle.flush()
+                return
+        self._unflushed.add(handle)
+
+    def flush(self) -> None:
+        for handle in self._unflushed:
+            with contextlib.suppress(OSError, ValueError):  # ValueError: closed since
+                handle.flush()
+        self._unflushed.clear()
+
+    def _file(self, function: str) -> BinaryIO:
         handle = self._files.get(function)
         if handle is None:
-            handle = self._files[function] = self.path(function).open("a", encoding="utf-8")
+            handle = self._files[function] = self.path(function).open("ab")
+            self._sizes[function] = handle.tell()  # opened at its end
         return handle
 
     def _rotate(self, function: str) -> None:
-        self._files.pop(function).close()
+        handle = self._files.pop(function)
+        self._unflushed.discard(handle)
+        handle.close()
         self.path(function).replace(self.path(function).with_suffix(".log.1"))
 
     def tail(self, function: str, lines: int) -> list[str]:
+        self.flush()
         path = self.path(function)
         if not path.exists():
             return []
@@ -73,11 +104,13 @@ class LogSink:
     def remove(self, function: str) -> None:
         handle = self._files.pop(function, None)
         if handle is not None:
+            self._unflushed.discard(handle)
             handle.close()
         for path in (self.path(function), self.path(function).with_suffix(".log.1")):
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        self.flush()
         for handle in self._files.values():
             with contextlib.suppress(OSError):
                 handle.close()

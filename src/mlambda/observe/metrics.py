@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -9,8 +12,22 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 INIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """One function version's series that every invocation touches, looked up once: a label
+    lookup takes a lock and builds a key, several times a call otherwise."""
+
+    successes: Any
+    duration: Any
+    queue_wait: Any
+    batch_size: Any
+    concurrent: Any
+    instances: dict[str, Any]
+
+
 class Metrics:
     def __init__(self) -> None:
+        self._series: dict[tuple[str, str], Series] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter(
@@ -100,6 +117,23 @@ class Metrics:
             registry=r,
         )
 
+    def series(self, function: str, version: str) -> Series:
+        found = self._series.get((function, version))
+        if found is None:
+            labels = (function, version)
+            found = self._series[labels] = Series(
+                successes=self.invocations.labels(*labels, "success"),
+                duration=self.duration.labels(*labels),
+                queue_wait=self.queue_wait.labels(*labels),
+                batch_size=self.batch_size.labels(*labels),
+                concurrent=self.concurrent.labels(*labels),
+                instances={
+                    state: self.instances.labels(*labels, state)
+                    for state in ("starting", "busy", "idle")
+                },
+            )
+        return found
+
     def async_queue(self, depth: dict[str, tuple[int, float]], now: float) -> None:
         """The queue as it is now: functions with nothing waiting drop out."""
         self.async_depth.clear()
@@ -111,6 +145,8 @@ class Metrics:
     def forget(self, function: str, version: str | None = None) -> None:
         """Drop every series of a removed function (or of one deleted version), so /metrics
         does not report it forever."""
+        for key in [k for k in self._series if k[0] == function and version in (None, k[1])]:
+            del self._series[key]
         labels = (
             {"function": function}
             if version is None

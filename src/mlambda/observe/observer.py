@@ -75,17 +75,20 @@ class PlatformObserver(Observer):
 
     def _count(self, name: str, version: str, invocation: Invocation) -> None:
         m = self.metrics
+        series = m.series(name, version)
         error = invocation.error
-        outcome = "success" if error is None else "error"
-        if error is not None and error.error_type == "Sandbox.Timedout":
-            outcome = "timeout"
-            m.timeouts.labels(name, version).inc()
-        m.invocations.labels(name, version, outcome).inc()
-        if error is not None:
+        if error is None:
+            series.successes.inc()
+        else:
+            outcome = "error"
+            if error.error_type == "Sandbox.Timedout":
+                outcome = "timeout"
+                m.timeouts.labels(name, version).inc()
+            m.invocations.labels(name, version, outcome).inc()
             m.errors.labels(name, version, error.error_type).inc()
-        m.duration.labels(name, version).observe(invocation.duration_ms / 1000)
-        m.queue_wait.labels(name, version).observe(invocation.queue_wait_ms / 1000)
-        m.batch_size.labels(name, version).observe(invocation.batch_size)
+        series.duration.observe(invocation.duration_ms / 1000)
+        series.queue_wait.observe(invocation.queue_wait_ms / 1000)
+        series.batch_size.observe(invocation.batch_size)
         if invocation.init_ms is not None:
             m.cold_starts.labels(name, version).inc()
             m.init_duration.labels(name, version).observe(invocation.init_ms / 1000)
@@ -101,6 +104,7 @@ class PlatformObserver(Observer):
         terminal.warning("%s throttled: %s", record.name, reason or "429")
 
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
-        for state in ("starting", "busy", "idle"):
-            self.metrics.instances.labels(record.name, record.version, state).set(counts[state])
-        self.metrics.concurrent.labels(record.name, record.version).set(counts["busy"])
+        series = self.metrics.series(record.name, record.version)
+        for state, gauge in series.instances.items():
+            gauge.set(counts[state])
+        series.concurrent.set(counts["busy"])

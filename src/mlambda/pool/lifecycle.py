@@ -201,16 +201,22 @@ class Lifecycle:
 
     def _reap_idle(self, instance: Instance) -> None:
         self._idle_timers.pop(instance.id, None)
-        running = sum(1 for i in self.instances if i.state is State.READY)
-        if (
-            instance.state is State.READY
-            and instance.active == 0
-            and scaling.should_stop_idle(
-                instance.idle_since,
-                self.clock(),
-                self.spec.keep_alive_s,
-                running,
-                self.min_instances,
+        if instance.state is not State.READY or instance.active:
+            return
+        # A loop's timers may fire a little early by this clock (uvloop keeps its own, in
+        # whole milliseconds, read at the start of a turn): wait out the rest, never give up.
+        left = instance.idle_since + self.spec.keep_alive_s - self.clock()
+        if left > 0:
+            self._idle_timers[instance.id] = asyncio.get_running_loop().call_later(
+                left, self._reap_idle, instance
             )
+            return
+        running = sum(1 for i in self.instances if i.state is State.READY)
+        if scaling.should_stop_idle(
+            instance.idle_since,
+            self.clock(),
+            self.spec.keep_alive_s,
+            running,
+            self.min_instances,
         ):
             self._spawn(instance.stop())

@@ -26,7 +26,7 @@ from mlambda.errors import (
 from mlambda.pool import scaling
 from mlambda.pool.batching import Batching
 from mlambda.pool.capacity import Capacity
-from mlambda.pool.instance import Instance, State, out_of_memory
+from mlambda.pool.instance import Instance, Outcome, State, out_of_memory
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.pool.item import Item
 from mlambda.pool.lifecycle import Lifecycle
@@ -162,9 +162,8 @@ class Pool(Batching, Lifecycle):
         started = time.perf_counter()
         watchdog = self._watch_memory(instance)
         try:
-            outcomes = await asyncio.wait_for(
-                asyncio.gather(*instance.invoke_all(requests), return_exceptions=True), timeout
-            )
+            async with asyncio.timeout(timeout):
+                outcomes = await _outcomes(instance.invoke_all(requests))
         except TimeoutError:
             instance.kill()  # the instance may be stuck anywhere: only a kill is certain
             for result in results:
@@ -248,16 +247,13 @@ class Pool(Batching, Lifecycle):
         this one into its batch: None)."""
         waiter: asyncio.Future[Instance | None] = asyncio.get_running_loop().create_future()
         item.waiter = waiter
-        if item.background:
+        # The queue holds sync calls first, then the asynchronous backlog (sync calls keep
+        # their priority): a sync call goes before the first background item, if any.
+        if item.background or not self._queue or not self._queue[-1].background:
             self._queue.append(item)
-        else:  # sync calls keep their priority over the asynchronous backlog
-            first_background = next(
-                (i for i, queued in enumerate(self._queue) if queued.background), None
-            )
-            if first_background is None:
-                self._queue.append(item)
-            else:
-                self._queue.insert(first_background, item)
+        else:
+            first_background = next(i for i, queued in enumerate(self._queue) if queued.background)
+            self._queue.insert(first_background, item)
         self._arrival.set()
         self._scale()
         queued_at = self.clock()
@@ -270,7 +266,8 @@ class Pool(Batching, Lifecycle):
                 if remaining <= 0:
                     break
                 with contextlib.suppress(TimeoutError):
-                    return await asyncio.wait_for(asyncio.shield(waiter), remaining)
+                    async with asyncio.timeout(remaining):
+                        return await asyncio.shield(waiter)
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -334,6 +331,9 @@ class Pool(Batching, Lifecycle):
     def _scale(self) -> None:
         if self.closed:
             return
+        running = sum(1 for i in self.instances if i.state is State.READY)
+        if running + self.starting >= self.spec.max_instances:
+            return  # no room to start one: no need to count the queue
         queued = sum(1 for i in self._queue if i.waiter is not None and not i.waiter.done())
         per_call = 1
         if self.spec.batch is not None:
@@ -342,7 +342,7 @@ class Pool(Batching, Lifecycle):
             queued -= sum(per_call - len(batch) for batch in self._collecting)
         snapshot = scaling.Snapshot(
             queued=max(0, queued),
-            running=sum(1 for i in self.instances if i.state is State.READY),
+            running=running,
             starting=self.starting,
             concurrency=self.spec.concurrency * per_call,
             min_instances=self.min_instances,
@@ -389,3 +389,14 @@ class Pool(Batching, Lifecycle):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.instances.clear()
         self._report_instances()
+
+
+async def _outcomes(futures: list[asyncio.Future[Outcome]]) -> list[object]:
+    """Each call's Result or Failure, or the exception it ended with (a gather that returns
+    exceptions, without a gather's extra future for the single call of most invocations)."""
+    if len(futures) == 1:
+        try:
+            return [await futures[0]]
+        except Exception as exc:
+            return [exc]
+    return list(await asyncio.gather(*futures, return_exceptions=True))
