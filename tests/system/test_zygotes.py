@@ -219,6 +219,46 @@ def test_a_preforked_spare_serves_the_next_cold_start_and_is_replaced(zygote_ser
     assert "tier template" in _last_report(zygote_server, "ready")
 
 
+SLEEPY = """
+    import os, time
+
+    def handler(event, context):
+        time.sleep(event.get("seconds", 0))
+        return {"pid": os.getpid()}
+"""
+
+
+def _started_s(pid: int) -> float:
+    """When a process started, in seconds of CLOCK_BOOTTIME (/proc's clock)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        ticks = int(stat.read().rpartition(")")[2].split()[19])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_next_spare_is_forked_once_the_first_call_is_answered(zygote_server, make_function):
+    zygote_server.deploy(make_function("calm", SLEEPY, keep_alive_s=0.3))
+    assert _wait_for(lambda: "calm" in _spares(zygote_server))
+    taken = _spares(zygote_server)["calm"]
+
+    # A short first call: its instance (the spare) answers before the next spare is forked,
+    # which would otherwise compete with it for the cores.
+    called = time.clock_gettime(time.CLOCK_BOOTTIME)
+    reply = json.loads(zygote_server.client.invoke("calm", b'{"seconds": 0.12}'))
+    assert reply["pid"] == taken
+    assert _wait_for(lambda: _spares(zygote_server).get("calm") not in (None, taken))
+    assert _started_s(_spares(zygote_server)["calm"]) >= called + 0.1
+
+    # A long first call does not leave the template without a spare while it runs.
+    assert _gone(taken, within=5)  # back to zero instances
+    assert _wait_for(lambda: "calm" in _spares(zygote_server))
+    taken = _spares(zygote_server)["calm"]
+    with concurrent.futures.ThreadPoolExecutor(1) as calls:
+        long_call = calls.submit(zygote_server.client.invoke, "calm", b'{"seconds": 3}')
+        assert _wait_for(lambda: _spares(zygote_server).get("calm") not in (None, taken), 2)
+        assert not long_call.done()
+        assert json.loads(long_call.result())["pid"] == taken
+
+
 def test_no_spare_is_kept_when_the_setting_is_off(tmp_path, make_function):
     server = Server(tmp_path / "data", "--no-prefork-spare").start()
     try:

@@ -23,8 +23,8 @@ from mlambda.spec import FunctionSpec
 
 
 def close_output(reader: asyncio.StreamReader | None) -> None:
-    """Close the pipe behind an instance's or zygote's output stream now, rather than when the
-    event loop would have read its end (it may be gone by then, leaving the pipe open)."""
+    """Close the channel behind an instance's or zygote's output stream now, rather than when
+    the event loop would have read its end (it may be gone by then, leaving it open)."""
     transport = getattr(reader, "_transport", None)
     if transport is not None:
         transport.close()
@@ -72,6 +72,10 @@ class InstanceProcess(Protocol):
     async def wait(self) -> int: ...
 
     def kill(self) -> None: ...
+
+    def settled(self) -> None:
+        """The instance has answered its first call: work the backend put off so as not to
+        compete with that call (forking the next spare) may start now."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,6 +43,7 @@ class ForkServerHandle:
         self.guard: Guard | None = None
         self.closed = False
         self._replies: collections.deque[asyncio.Future[protocol.Message]] = collections.deque()
+        self._unclaimed: collections.deque[protocol.Message] = collections.deque()
         self._exits: dict[int, asyncio.Future[int]] = {}
         sock.setblocking(False)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
@@ -66,6 +67,8 @@ class ForkServerHandle:
             self.exit_future(message.pid).set_result(message.status)
         elif self._replies:
             self._replies.popleft().set_result(message)
+        else:  # read before anyone asked for it (uvloop may run I/O before a new task)
+            self._unclaimed.append(message)
 
     def _lost(self) -> None:
         """The server died: its children died with it (parent-death signal)."""
@@ -83,6 +86,8 @@ class ForkServerHandle:
         """The next packet that is not an exit report (a Ready after a spawn)."""
         if self.closed:
             raise ConnectionError(f"{self.name} exited")
+        if self._unclaimed:
+            return self._unclaimed.popleft()
         future: asyncio.Future[protocol.Message] = asyncio.get_running_loop().create_future()
         self._replies.append(future)
         return await future
@@ -150,6 +155,23 @@ class ForkedProcess:
         self.forked_ahead = False
         # A spare's native pool threads, chosen when it was prepared (0: not prepared).
         self.threads = 0
+        # What waits for its first answer (settled()): the next spare of its template.
+        self._on_settled: list[Callable[[], None]] = []
+        self._settle_timer: asyncio.TimerHandle | None = None
+
+    def when_settled(self, action: Callable[[], None], at_most_s: float) -> None:
+        """Run ``action`` once this instance answered its first call, or after ``at_most_s``
+        (a first call that takes long, or never comes), whichever is first."""
+        self._on_settled.append(action)
+        self._settle_timer = asyncio.get_running_loop().call_later(at_most_s, self.settled)
+
+    def settled(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        actions, self._on_settled = self._on_settled, []
+        for action in actions:
+            action()
 
     async def wait(self) -> int:
         status = await asyncio.shield(self.exited)
@@ -170,11 +192,51 @@ class ForkedProcess:
             self.guard.release()
 
 
-async def pipe_reader(read_fd: int) -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
+async def fork_instance(server: ForkServerHandle) -> ForkedProcess:
+    """Have ``server`` (a zygote or template) fork an instance; its stream and output."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    output, their_output = output_channel()
+    server.starting += 1  # no await since it was chosen: eviction cannot take it first
+    try:
+        spawned = await server.spawn(
+            protocol.Spawn(kind="instance"), (theirs.fileno(), their_output.fileno())
+        )
+    except BaseException:
+        ours.close()  # no child holds the other ends: nothing will use these
+        output.close()
+        raise
+    finally:
+        server.starting -= 1
+        theirs.close()
+        their_output.close()
+    exited = server.exit_future(spawned.pid)
+    try:
+        stdout = await output_reader(output)
+    except BaseException:  # cancelled as the platform closes, say: nothing may leak
+        ours.close()
+        output.close()
+        raise
+    try:
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+    except BaseException:
+        ours.close()
+        close_output(stdout)
+        raise
+    return ForkedProcess(spawned.pid, reader, writer, stdout, exited)
+
+
+def output_channel() -> tuple[socket.socket, socket.socket]:
+    """(ours, theirs): the two ends of what a forked process writes to stdout and stderr. A
+    socket pair, not a pipe: uvloop's pipe transport closes its descriptor twice
+    (MagicStack/uvloop#763), which would close whatever took that number in between: an
+    instance's stream, a fork server's socket, a client's connection."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+async def output_reader(sock: socket.socket) -> asyncio.StreamReader:
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    await asyncio.get_running_loop().create_unix_connection(
+        lambda: asyncio.StreamReaderProtocol(reader), sock=sock
     )
     return reader
 

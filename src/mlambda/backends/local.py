@@ -40,6 +40,9 @@ class LocalProcess:
         self.writer.close()
         return status
 
+    def settled(self) -> None:
+        pass  # nothing is put off for a fresh process
+
     def kill(self) -> None:
         # The instance leads its own session: killing the group takes its children along.
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from mlambda.backends.base import StartRequest
-from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle
+from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, fork_instance
 from mlambda.backends.limits import ResourceLimits
 from mlambda.pool.environment import model_config
 from mlambda.pool.threads import threads_for
@@ -24,28 +24,32 @@ class Spares:
 
     if TYPE_CHECKING:  # the backend's own (zygotes.py)
 
-        async def _fork(self, server: ForkServerHandle) -> ForkedProcess: ...
-
         def _keep(self, task: asyncio.Task[None]) -> None: ...
 
     def _refill(self, template: ForkServerHandle, request: StartRequest) -> None:
         """Fork the template's next instance ahead of need (the pre-forked spare)."""
+        if template.closed:
+            return  # evicted or shutting down (a refill timed after the call, say)
         if self.spares and template.spare is None and not template.spare_pending:
             template.spare_pending = True
             self._keep(asyncio.get_running_loop().create_task(self._make_spare(template, request)))
 
     async def _make_spare(self, template: ForkServerHandle, request: StartRequest) -> None:
         try:
-            spare = await self._fork(template)
+            spare = await fork_instance(template)
         except (ConnectionError, OSError):
             return  # the template is gone; the next start builds a new one
         finally:
             template.spare_pending = False
         if self.limits is not None:
             # Joining a cgroup costs milliseconds in the kernel: done now, not on a call's path.
-            spare.guard = await asyncio.to_thread(
-                self.limits.attach, spare.pid, request.spec.memory_mb, f"spare-{spare.pid}"
-            )
+            try:
+                spare.guard = await asyncio.to_thread(
+                    self.limits.attach, spare.pid, request.spec.memory_mb, f"spare-{spare.pid}"
+                )
+            except BaseException:  # cancelled as the platform closes: nothing may leak
+                spare.discard()
+                raise
         if template.closed or template.spare is not None:
             spare.discard()
             return

@@ -23,7 +23,14 @@ import msgspec
 
 from mlambda.backends.base import InstanceProcess, SharedProcess, StartRequest, close_output
 from mlambda.backends.eviction import Resident, choose_evictions
-from mlambda.backends.forkserver import ForkedProcess, ForkServerHandle, pipe_reader, pump
+from mlambda.backends.forkserver import (
+    ForkedProcess,
+    ForkServerHandle,
+    fork_instance,
+    output_channel,
+    output_reader,
+    pump,
+)
 from mlambda.backends.limits import ResourceLimits
 from mlambda.backends.spares import Spares, template_configure
 from mlambda.errors import InitError, ServiceUnavailable
@@ -32,6 +39,10 @@ from mlambda.runtime import protocol
 from mlambda.runtime.zygote import FD_VARIABLE
 
 log = logging.getLogger("mlambda.zygotes")
+
+# The next spare waits for the first answer of the instance that took the last one, at most
+# this long (a first call that runs long must not leave a burst without a spare).
+REFILL_WITHIN_S = 0.2
 
 
 class ZygoteBackend(Spares):
@@ -103,13 +114,17 @@ class ZygoteBackend(Spares):
         configure: protocol.Configure | None = None,
     ) -> tuple[ForkServerHandle, protocol.Message]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        read_fd, write_fd = os.pipe()
+        output, their_output = output_channel()
         try:
-            spawned = await parent.spawn(spawn, (theirs.fileno(), write_fd))
+            spawned = await parent.spawn(spawn, (theirs.fileno(), their_output.fileno()))
+        except BaseException:
+            ours.close()
+            output.close()
+            raise
         finally:
             theirs.close()
-            os.close(write_fd)
-        self._keep(pump(await pipe_reader(read_fd), sink))
+            their_output.close()
+        self._keep(pump(await output_reader(output), sink))
         handle = ForkServerHandle(ours, spawned.pid, name, kind)
         handle.parent = parent
         parent.live += 1
@@ -292,8 +307,11 @@ class ZygoteBackend(Spares):
         if process is not None:
             server.spare = None  # forked ahead: this start costs a dispatch, not a fork
             process.forked_ahead = True
+            # The next spare is forked once this one answered its first call: a fork (and
+            # the new spare's preparing) on the same cores would slow that call down.
+            process.when_settled(lambda: self._refill(server, request), REFILL_WITHIN_S)
         else:
-            process = await self._fork(server)
+            process = await fork_instance(server)
         server.live += 1
         server.last_used = time.monotonic()
         # A template or zygote built for this start is part of what its first caller waited.
@@ -301,30 +319,9 @@ class ZygoteBackend(Spares):
         self._instances.add(process)
         ttl = request.spec.template_keep_alive_s
         process.exited.add_done_callback(lambda _: self._instance_exited(process, server, ttl))
-        if server.kind == "template":
-            self._refill(server, request)
+        if server.kind == "template" and not process.forked_ahead:
+            self._refill(server, request)  # a burst: forks are on the call's path already
         return process
-
-    async def _fork(self, server: ForkServerHandle) -> ForkedProcess:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        read_fd, write_fd = os.pipe()
-        server.starting += 1  # no await since it was chosen: eviction cannot take it first
-        try:
-            spawned = await server.spawn(
-                protocol.Spawn(kind="instance"), (theirs.fileno(), write_fd)
-            )
-        except BaseException:
-            ours.close()  # no child holds the other ends: nothing will use these
-            os.close(read_fd)
-            raise
-        finally:
-            server.starting -= 1
-            theirs.close()
-            os.close(write_fd)
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        output = await pipe_reader(read_fd)
-        exited = server.exit_future(spawned.pid)
-        return ForkedProcess(spawned.pid, reader, writer, output, exited)
 
     def _instance_exited(
         self, process: ForkedProcess, server: ForkServerHandle, ttl: float

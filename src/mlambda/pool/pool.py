@@ -183,6 +183,8 @@ class Pool(Batching, Lifecycle):
                 watchdog.cancel()
         for result in results:
             self.observer.invocation(self.record, result)
+        if first:
+            instance.process.settled()
         return results
 
     def _settle(
