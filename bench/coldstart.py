@@ -122,8 +122,12 @@ class Bench:
             await self.spare_ready(name)
 
     async def spare_ready(self, name: str) -> None:
+        """Wait until the function's spare is forked and has finished preparing: its CPU time
+        has stopped growing, as after any idle time a function scales to zero in."""
         for _ in range(2000):
-            if any(p.kind == "spare" and p.name == name for p in self._shared()):
+            spares = [p.pid for p in self._shared() if p.kind == "spare" and p.name == name]
+            if spares:
+                await _settled(spares[0])
                 return
             await asyncio.sleep(0.001)
 
@@ -262,3 +266,21 @@ only a few MiB per process.
 
 if __name__ == "__main__":
     asyncio.run(main())
+
+
+async def _settled(pid: int, quiet_polls: int = 3, every_s: float = 0.01) -> None:
+    """Return once ``pid`` used no CPU over ``quiet_polls`` polls (or it is gone)."""
+    last, quiet = -1, 0
+    for _ in range(1000):
+        try:  # nanoseconds on the CPU, all its threads (the kernel's scheduler statistics)
+            used = sum(
+                int(Path(task, "schedstat").read_text().split()[0])
+                for task in Path(f"/proc/{pid}/task").iterdir()
+            )
+        except OSError:
+            return
+        quiet = quiet + 1 if used == last else 0
+        if quiet >= quiet_polls:
+            return
+        last = used
+        await asyncio.sleep(every_s)

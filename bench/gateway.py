@@ -144,6 +144,47 @@ def profile(server: Server, url: str, duration: int) -> list[tuple[str, float]]:
     return sorted(((c, n / total) for c, n in counts.items()), key=lambda x: -x[1])
 
 
+def tree_cpu(root: int) -> dict[int, int]:
+    """CPU time (clock ticks) of ``root`` and every process below it, by pid."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return {pid: used[pid] for pid in tree if pid in used}
+
+
+def cpu_per_request(
+    root: int,
+    before: dict[int, int],
+    after: dict[int, int],
+    run: dict[str, float],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Microseconds of CPU per request: the server process itself, and what runs below it."""
+    requests = run["rps"] * args.duration
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+
+    def per_request(pids: list[int]) -> float:
+        ticks = sum(after[pid] - before.get(pid, 0) for pid in pids if pid in after)
+        return ticks * tick_us / requests
+
+    return {
+        "cpu_server_us": per_request([root]),
+        "cpu_below_us": per_request([pid for pid in after if pid != root]),
+    }
+
+
 def best(runs: list[dict[str, float]], key: str, higher: bool) -> float:
     values = [r[key] for r in runs]
     return max(values) if higher else min(values)
@@ -169,8 +210,12 @@ def main() -> None:
                     ("bare", bare.url, ""),
                     ("mlambda", mlambda_url, server.key),
                 ):
+                    pid = bare.process.pid if name == "bare" else server.process.pid
+                    before = tree_cpu(pid)
                     run = wrk(url, EVENT, key, connections, args.duration)
                     assert run["errors"] == 0, (name, run)
+                    if connections == 32:
+                        run.update(cpu_per_request(pid, before, tree_cpu(pid), run, args))
                     runs[name].setdefault(connections, []).append(run)
         shares = [] if args.no_profile else profile(server, mlambda_url, args.duration)
     finally:
@@ -210,6 +255,14 @@ turns, {args.rounds} rounds of {args.duration} s each, best round of each.
 |---|---|---|---|
 | hello at c=32 vs the bare app | >= 50% | {share:.0%} | {met[0]} |
 | warm no-op overhead over the bare app, p50 at c=1 | <= 0.3 ms | {overhead:+.2f} ms | {met[1]} |
+"""
+    cpu = {name: min(runs[name][32], key=lambda r: r["cpu_server_us"]) for name in runs}
+    text += f"""
+CPU per request at c=32 (from /proc, the same runs): the bare app's process
+{cpu["bare"]["cpu_server_us"]:.0f} µs; mlambda's `serve` (HTTP, auth, pool, the instance's socket,
+logs and metrics) {cpu["mlambda"]["cpu_server_us"]:.0f} µs, its instances and zygotes
+{cpu["mlambda"]["cpu_below_us"]:.0f} µs. At c=32 `serve` is the bottleneck: one process on one
+core, so its throughput is about 1 s / its CPU per request.
 """
     if shares:
         text += f"""

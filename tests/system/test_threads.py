@@ -48,7 +48,11 @@ def test_an_instance_started_beside_a_busy_one_takes_a_share_of_the_cores(server
     cores = machine_cores()
     server.deploy(make_function("shared", POOLS, preload=["numpy", "sklearn"]))
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        calls = [pool.submit(server.client.invoke, "shared", b'{"hold": 1.5}') for _ in range(2)]
+        # The second call is sent once the first one's instance is up and busy (two sent at
+        # once from zero start two instances together, each beside the other: a share each).
+        calls = [pool.submit(server.client.invoke, "shared", b'{"hold": 2.0}')]
+        assert _wait_for(lambda: _instances(server, "shared") == 1, within=10)
+        calls.append(pool.submit(server.client.invoke, "shared", b'{"hold": 0.5}'))
         replies = [json.loads(call.result()) for call in calls]
     assert sorted(int(r["omp"]) for r in replies) == [max(1, cores // 2), cores]
     rows = [r for r in server.client.processes() if r["function"] == "shared"]
@@ -61,6 +65,11 @@ def test_an_instance_started_beside_a_busy_one_takes_a_share_of_the_cores(server
     # whichever instance takes it.
     for _ in range(3):
         assert json.loads(server.client.invoke("shared", b"{}"))["blas"] == [cores]
+
+
+def _instances(server: Server, function: str) -> int:
+    rows = server.client.processes()
+    return sum(1 for r in rows if r["function"] == function and r["kind"] == "instance")
 
 
 def _onnx_server(tmp_path, *flags: str) -> tuple[Server, np.ndarray, np.ndarray]:

@@ -51,6 +51,11 @@ def serve_initialised(sock: socket.socket, worker: Worker, fork_started: float) 
         init_ms = prepared if isinstance(prepared, float) else 0.0
     else:
         init_ms = 0.0  # built before this call came
+        if config.threads and config.threads != threads and not isinstance(prepared, BaseException):
+            # Prepared as a lone instance and taken beside busy ones (or the other way round):
+            # its pools that can change size take this start's share.
+            threads = config.threads
+            worker.reshare(threads)
     if isinstance(prepared, BaseException):
         # Only a model the template mapped but could not build before the fork fails here.
         payload = handlers.error_payload(

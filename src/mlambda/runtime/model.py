@@ -101,8 +101,9 @@ class ModelHandler:
     def after_fork(self, threads: int, warm: bool = False) -> None:
         """In an instance forked from a template: build a model the template only mapped, with
         ``threads`` for its pools, or give a model built before the fork that many. ``warm``
-        (a spare, ahead of need): also call the model built here once on a sample, as a
-        template primes the models it builds, so that its first-call work is done too."""
+        (a spare, ahead of need): also call the model once on a sample, as a template primes
+        the models it builds, so that its first-call work is done too (for a model built here)
+        and the memory that call writes is the spare's own before a call needs it."""
         if self.model is None:
             config = msgspec.structs.replace(self.model_config, threads=threads)
             self.model = load_model(config, self.config.task_root, self._shared)
@@ -112,8 +113,13 @@ class ModelHandler:
             release_free_memory()  # what building it parsed and dropped
             if warm:
                 self._warm()
-        elif threads != self.model_config.threads and hasattr(self.model, "set_threads"):
-            self.model.set_threads(threads)
+        else:
+            if threads != self.model_config.threads and hasattr(self.model, "set_threads"):
+                self.model.set_threads(threads)
+            if warm and self.framework.primable:
+                # Built and primed in the template: the sample again writes, ahead of need, the
+                # pages the first call would copy on write (reference counts, the allocator's).
+                self._warm()
 
     def _warm(self) -> None:
         # Only a warm-up: a model that cannot run the sample answers calls as usual.

@@ -266,6 +266,17 @@ class Worker:
             self.model.after_fork(threads, warm=ahead and self.config.prime)
         return (time.perf_counter() - started) * 1000
 
+    def reshare(self, threads: int) -> None:
+        """A prepared spare started with another share of the cores: the pools that can change
+        size (and the variables its code reads) take ``threads``; an ONNX Runtime or TFLite
+        session keeps the size it was built with."""
+        for name in thread_pools.THREAD_POOL_VARIABLES:
+            os.environ[name] = str(threads)
+        thread_pools.resize(threads)
+        self.threads = threads
+        if self.model is not None:
+            self.model.after_fork(threads)
+
     def attach(self, channel: Channel, config: protocol.Configure) -> None:
         """Bind a template's initialised worker to a forked instance's own socket and id."""
         self.channel = channel

@@ -1,0 +1,106 @@
+"""A trigger's ``source`` URL: which broker, where, and which queue, stream or topic (pure).
+
+    amqp://USER:PASS@HOST:5672/VHOST?queue=orders                RabbitMQ, a queue
+    redis://HOST:6379/0?stream=orders&group=g                     Redis, a stream (a consumer
+                                                                  group for a queue trigger)
+    nats://HOST:4222?stream=ORDERS&subject=orders.>               NATS JetStream
+    mqtt://HOST:1883?topic=t/+                                    MQTT (Mosquitto), a topic filter
+    mlambda://orders                                              the platform's own queue
+
+Credentials in the URL are the user's secret: ``redacted`` is what logs, the API and the CLI
+show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import urllib.parse
+
+from mlambda.errors import InvalidSpec
+
+QUEUE, STREAM = "queue", "stream"
+# scheme: (broker, the query parameters it needs, those it may take, the trigger types it serves)
+SCHEMES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "amqp": ("rabbitmq", ("queue",), (), (QUEUE,)),
+    "amqps": ("rabbitmq", ("queue",), (), (QUEUE,)),
+    "redis": ("redis", ("stream",), ("group",), (QUEUE, STREAM)),
+    "rediss": ("redis", ("stream",), ("group",), (QUEUE, STREAM)),
+    "nats": ("nats", ("stream",), ("subject",), (QUEUE, STREAM)),
+    "mqtt": ("mqtt", ("topic",), (), (QUEUE,)),
+    "mlambda": ("mlambda", (), (), (QUEUE,)),
+}
+PLATFORM_QUEUE = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    url: str  # as the user gave it (credentials included: never logged)
+    broker: str  # rabbitmq, redis, nats, mqtt, mlambda
+    name: str  # the queue, stream or topic filter
+    options: dict[str, str]  # the other query parameters it names (group, subject)
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.url)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***`` (what may be shown and logged)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = urllib.parse.quote(parts.username or "", safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def parse_source(url: str, kind: str, where: str) -> Source:
+    """Check a trigger's source URL for a trigger of ``kind``; ``where`` names it in errors."""
+    if not isinstance(url, str) or "://" not in url:
+        raise InvalidSpec(f"{where}.source must be a URL such as amqp://HOST/?queue=NAME")
+    parts = urllib.parse.urlsplit(url)
+    shown = redact(url)
+    entry = SCHEMES.get(parts.scheme)
+    if entry is None:
+        raise InvalidSpec(
+            f"{where}.source {shown!r}: the scheme must be one of {', '.join(sorted(SCHEMES))}"
+        )
+    broker, required, optional, kinds = entry
+    if kind not in kinds:
+        serves = " or ".join(f"type = {k!r}" for k in kinds)
+        raise InvalidSpec(
+            f"{where}.source {shown!r}: {broker} serves {serves} triggers, not type = {kind!r}"
+        )
+    if broker == "mlambda":
+        name = (parts.netloc + parts.path).strip("/")
+        if not PLATFORM_QUEUE.fullmatch(name):
+            raise InvalidSpec(
+                f"{where}.source {shown!r}: a platform queue is mlambda://NAME, NAME 1-80 "
+                "letters, digits, '-' or '_'"
+            )
+        return Source(url, broker, name, {})
+    if not parts.hostname:
+        raise InvalidSpec(f"{where}.source {shown!r}: the URL names no host")
+    try:
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise InvalidSpec(f"{where}.source {shown!r}: {exc}") from None
+    for key, values in query.items():
+        if key not in required + optional:
+            allowed = ", ".join(required + optional)
+            raise InvalidSpec(
+                f"{where}.source {shown!r}: unknown parameter {key!r} (takes {allowed})"
+            )
+        if len(values) != 1 or not values[0]:
+            raise InvalidSpec(f"{where}.source {shown!r}: {key} needs exactly one value")
+    for key in required:
+        if key not in query:
+            raise InvalidSpec(f"{where}.source {shown!r}: names no {key} (?{key}=NAME)")
+    options = {key: values[0] for key, values in query.items() if key not in required}
+    return Source(url, broker, query[required[0]][0], options)
