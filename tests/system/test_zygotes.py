@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.models import build
 from tests.system.conftest import Server
 from tests.system.test_invoke import _gone
 
@@ -257,6 +258,41 @@ def test_the_next_spare_is_forked_once_the_first_call_is_answered(zygote_server,
         assert _wait_for(lambda: _spares(zygote_server).get("calm") not in (None, taken), 2)
         assert not long_call.done()
         assert json.loads(long_call.result())["pid"] == taken
+
+
+def _niceness(pid: int, task: str = "") -> int:
+    with open(f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[16])
+
+
+def _threads(pid: int) -> list[str]:
+    return os.listdir(f"/proc/{pid}/task")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="restoring a niceness needs root (CAP_SYS_NICE)")
+def test_a_spare_prepares_in_the_background_and_serves_at_normal_priority(
+    zygote_server, make_function
+):
+    zygote_server.deploy(make_function("polite", SLEEPY))
+    assert _wait_for(lambda: "polite" in _spares(zygote_server))
+    spare = _spares(zygote_server)["polite"]
+    assert _niceness(spare) == 10  # calls being served go first on shared cores
+    reply = json.loads(zygote_server.client.invoke("polite", b"{}"))
+    assert reply["pid"] == spare
+    assert _niceness(spare) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="restoring a niceness needs root (CAP_SYS_NICE)")
+def test_every_thread_of_a_taken_spare_is_back_at_normal_priority(zygote_server, tmp_path):
+    # An ONNX model's spare builds its session while it waits: the session's threads are
+    # started then, at the spare's priority.
+    path, batch, _ = build.onnx_mlp(tmp_path)
+    zygote_server.deploy_path(path, name="mlp")
+    assert _wait_for(lambda: "mlp" in _spares(zygote_server))
+    spare = _spares(zygote_server)["mlp"]
+    assert _wait_for(lambda: len(_threads(spare)) >= 2)
+    zygote_server.client.invoke("mlp", json.dumps({"inputs": batch.tolist()}).encode())
+    assert {_niceness(spare, task) for task in _threads(spare)} == {0}
 
 
 def test_no_spare_is_kept_when_the_setting_is_off(tmp_path, make_function):

@@ -7,6 +7,9 @@ which owns the state used here; also what a template is told when it is made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlambda.backends.base import StartRequest
@@ -41,6 +44,7 @@ class Spares:
             return  # the template is gone; the next start builds a new one
         finally:
             template.spare_pending = False
+        background(spare.pid)
         if self.limits is not None:
             # Joining a cgroup costs milliseconds in the kernel: done now, not on a call's path.
             try:
@@ -99,3 +103,26 @@ def template_configure(request: StartRequest) -> protocol.Configure:
         sandbox=request.sandbox,
         prime=request.spec.prime,
     )
+
+
+# A spare prepares (builds a session, runs the model's sample) at this niceness, so that on
+# shared cores the calls being served go first; it gets the normal one back when a start takes
+# it. Only where that can be undone (root: lowering a niceness needs CAP_SYS_NICE).
+SPARE_NICENESS = 10
+
+
+def background(pid: int) -> None:
+    """Lower a just-forked spare's priority: it has one thread, and those it starts inherit it."""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, SPARE_NICENESS)
+
+
+def foreground(pid: int) -> None:
+    """Give a spare taken by a start, every thread of it, the normal priority back."""
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), 0)

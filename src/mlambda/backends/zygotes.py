@@ -32,7 +32,7 @@ from mlambda.backends.forkserver import (
     pump,
 )
 from mlambda.backends.limits import ResourceLimits
-from mlambda.backends.spares import Spares, template_configure
+from mlambda.backends.spares import Spares, foreground, template_configure
 from mlambda.errors import InitError, ServiceUnavailable
 from mlambda.observe.memory import memory_kb
 from mlambda.runtime import protocol
@@ -307,6 +307,7 @@ class ZygoteBackend(Spares):
         if process is not None:
             server.spare = None  # forked ahead: this start costs a dispatch, not a fork
             process.forked_ahead = True
+            foreground(process.pid)
             # The next spare is forked once this one answered its first call: a fork (and
             # the new spare's preparing) on the same cores would slow that call down.
             process.when_settled(lambda: self._refill(server, request), REFILL_WITHIN_S)
