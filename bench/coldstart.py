@@ -264,10 +264,6 @@ only a few MiB per process.
     write_section("coldstart", text)
 
 
-if __name__ == "__main__":
-    asyncio.run(main())
-
-
 async def _settled(pid: int, quiet_polls: int = 3, every_s: float = 0.01) -> None:
     """Return once ``pid`` used no CPU over ``quiet_polls`` polls (or it is gone)."""
     last, quiet = -1, 0
@@ -284,3 +280,7 @@ async def _settled(pid: int, quiet_polls: int = 3, every_s: float = 0.01) -> Non
             return
         last = used
         await asyncio.sleep(every_s)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

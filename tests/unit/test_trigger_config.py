@@ -61,7 +61,7 @@ def test_each_source_form(url, kind, broker, name, options):
     ],
 )
 def test_a_bad_source_says_what_is_wrong(url, kind, says):
-    with pytest.raises(InvalidSpec, match=None) as raised:
+    with pytest.raises(InvalidSpec) as raised:
         parse_source(url, kind, WHERE)
     assert says in str(raised.value)
     assert str(raised.value).startswith(f"{WHERE}.source")

@@ -192,23 +192,37 @@ class ForkedProcess:
             self.guard.release()
 
 
-async def fork_instance(server: ForkServerHandle) -> ForkedProcess:
-    """Have ``server`` (a zygote or template) fork an instance; its stream and output."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    output, their_output = output_channel()
-    server.starting += 1  # no await since it was chosen: eviction cannot take it first
+async def spawn_child(
+    server: ForkServerHandle, message: protocol.Spawn, kind: socket.SocketKind
+) -> tuple[protocol.Spawned, socket.socket, socket.socket]:
+    """Have ``server`` fork a child connected to us by a socket of ``kind``, its stdout and
+    stderr on an output channel: (its Spawned, our end of the socket, our end of its output).
+    A socket pair carries the output, not a pipe: uvloop's pipe transport closes its
+    descriptor twice (MagicStack/uvloop#763), which would close whatever took that number in
+    between (an instance's stream, a fork server's socket, a client's connection)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, kind)
+    output, their_output = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        spawned = await server.spawn(
-            protocol.Spawn(kind="instance"), (theirs.fileno(), their_output.fileno())
-        )
+        spawned = await server.spawn(message, (theirs.fileno(), their_output.fileno()))
     except BaseException:
         ours.close()  # no child holds the other ends: nothing will use these
         output.close()
         raise
     finally:
-        server.starting -= 1
         theirs.close()
         their_output.close()
+    return spawned, ours, output
+
+
+async def fork_instance(server: ForkServerHandle) -> ForkedProcess:
+    """Have ``server`` (a zygote or template) fork an instance; its stream and output."""
+    server.starting += 1  # no await since it was chosen: eviction cannot take it first
+    try:
+        spawned, ours, output = await spawn_child(
+            server, protocol.Spawn(kind="instance"), socket.SOCK_STREAM
+        )
+    finally:
+        server.starting -= 1
     exited = server.exit_future(spawned.pid)
     try:
         stdout = await output_reader(output)
@@ -223,14 +237,6 @@ async def fork_instance(server: ForkServerHandle) -> ForkedProcess:
         close_output(stdout)
         raise
     return ForkedProcess(spawned.pid, reader, writer, stdout, exited)
-
-
-def output_channel() -> tuple[socket.socket, socket.socket]:
-    """(ours, theirs): the two ends of what a forked process writes to stdout and stderr. A
-    socket pair, not a pipe: uvloop's pipe transport closes its descriptor twice
-    (MagicStack/uvloop#763), which would close whatever took that number in between: an
-    instance's stream, a fork server's socket, a client's connection."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
 async def output_reader(sock: socket.socket) -> asyncio.StreamReader:

@@ -27,9 +27,9 @@ from mlambda.backends.forkserver import (
     ForkedProcess,
     ForkServerHandle,
     fork_instance,
-    output_channel,
     output_reader,
     pump,
+    spawn_child,
 )
 from mlambda.backends.limits import ResourceLimits
 from mlambda.backends.spares import Spares, foreground, template_configure
@@ -113,17 +113,7 @@ class ZygoteBackend(Spares):
         timeout: float,
         configure: protocol.Configure | None = None,
     ) -> tuple[ForkServerHandle, protocol.Message]:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        output, their_output = output_channel()
-        try:
-            spawned = await parent.spawn(spawn, (theirs.fileno(), their_output.fileno()))
-        except BaseException:
-            ours.close()
-            output.close()
-            raise
-        finally:
-            theirs.close()
-            their_output.close()
+        spawned, ours, output = await spawn_child(parent, spawn, socket.SOCK_SEQPACKET)
         self._keep(pump(await output_reader(output), sink))
         handle = ForkServerHandle(ours, spawned.pid, name, kind)
         handle.parent = parent

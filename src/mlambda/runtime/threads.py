@@ -39,11 +39,12 @@ def discover() -> None:
     _controller = ThreadpoolController()
 
 
-def size(threads: int) -> None:
-    """After a fork: give the pools of loaded libraries ``threads`` threads (from one)."""
+def size(threads: int, from_one: bool = True) -> None:
+    """Give the pools of loaded libraries ``threads`` threads, and the variables code reads
+    that many; ``from_one``: right after a fork, where they have one (the zygote's)."""
     for name in THREAD_POOL_VARIABLES:
         os.environ[name] = str(threads)
-    if threads != 1:  # else as the zygote left them
+    if threads != 1 or not from_one:
         resize(threads)
 
 

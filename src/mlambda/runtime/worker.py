@@ -270,9 +270,7 @@ class Worker:
         """A prepared spare started with another share of the cores: the pools that can change
         size (and the variables its code reads) take ``threads``; an ONNX Runtime or TFLite
         session keeps the size it was built with."""
-        for name in thread_pools.THREAD_POOL_VARIABLES:
-            os.environ[name] = str(threads)
-        thread_pools.resize(threads)
+        thread_pools.size(threads, from_one=False)
         self.threads = threads
         if self.model is not None:
             self.model.after_fork(threads)
