@@ -346,12 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     from mlambda.async_cli import add_commands as add_async_commands
     from mlambda.concurrency_cli import add_commands as add_concurrency_commands
     from mlambda.queue_cli import add_commands as add_queue_commands
+    from mlambda.trigger_cli import add_commands as add_trigger_commands
     from mlambda.versions_cli import add_commands as add_version_commands
 
     admin = [
         *add_commands(commands, _with_client),
         *add_async_commands(commands, _with_client),
         *add_queue_commands(commands, _with_client),
+        *add_trigger_commands(commands, _with_client),
         *add_version_commands(commands, _with_client),
         *add_concurrency_commands(commands, _with_client),
     ]

@@ -186,6 +186,22 @@ class Client:
     def delete_message(self, queue: str, receipt: str) -> None:
         self._request("DELETE", f"/v1/queues/{queue}/messages/{receipt}")
 
+    def triggers(self, name: str) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", f"/v1/functions/{name}/triggers").json()["triggers"]
+
+    def add_trigger(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/v1/functions/{name}/triggers", json=settings).json()
+
+    def trigger(self, trigger_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/triggers/{trigger_id}").json()
+
+    def set_trigger_enabled(self, trigger_id: str, enabled: bool) -> dict[str, Any]:
+        action = "enable" if enabled else "disable"
+        return self._request("POST", f"/v1/triggers/{trigger_id}/{action}").json()
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        self._request("DELETE", f"/v1/triggers/{trigger_id}")
+
     def list(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/functions").json()["functions"]
 

@@ -29,6 +29,9 @@ from mlambda.events.asyncinvoke import AsyncInvoker
 from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
 from mlambda.events.queues import PlatformQueues
+from mlambda.events.triggers.config import TriggerSpec
+from mlambda.events.triggers.manager import Triggers, check_runnable
+from mlambda.events.triggers.store import TriggerStore
 from mlambda.handler_check import check_handler_defined, check_runtime_installed
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
@@ -46,11 +49,10 @@ from mlambda.router import Router, not_found_message, pool_key
 from mlambda.security.audit import AuditLog
 from mlambda.security.crypto import MasterKeyError
 from mlambda.security.keys import KeyStore
-from mlambda.security.masterkey import source_for
 from mlambda.security.ratelimit import FailureCounter, MemoryLimiter, Rate, RedisLimiter
-from mlambda.security.vault import Vault
+from mlambda.security.vault import open_vault
 from mlambda.settings import Settings
-from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec
+from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec, triggers_of
 from mlambda.store import LocalStore
 from mlambda.store.base import ArtifactStore, digest_of
 from mlambda.urlconfig import UrlSpec
@@ -132,6 +134,16 @@ class Platform:
             region=settings.region,
             send=self.queues.send,
         )
+        # Queues and streams that feed functions (events/triggers/).
+        self.triggers = Triggers(
+            TriggerStore(self.registry.engine, self.vault.envelope),
+            self.invoke,
+            self.queues,
+            self.current,
+            self.metrics.registry,
+            settings.region,
+            self.async_invoker.accept,
+        )
         self.started_at = time.time()
         self._started = False
         self._stopped = False
@@ -179,6 +191,7 @@ class Platform:
             await self.provisioning.start()
         self._warming = asyncio.get_running_loop().create_task(self._warm_runtimes())
         await self.async_invoker.start()
+        await self.triggers.start()
 
     async def _warm_runtimes(self) -> None:
         for record in self.registry.list():
@@ -195,6 +208,7 @@ class Platform:
         if self._warming is not None:
             self._warming.cancel()
             await asyncio.gather(self._warming, return_exceptions=True)
+        await self.triggers.stop()
         await self.async_invoker.stop()
         await self.queues.close()
         await self.router.close()
@@ -216,12 +230,14 @@ class Platform:
         digest = await asyncio.to_thread(digest_of, archive)
         current = self.registry.get(spec.name)
         # Stored even when unchanged: put replaces a corrupted copy, so a redeploy repairs it.
-        await asyncio.to_thread(self._store_and_unpack, archive, digest, spec)
+        triggers = await asyncio.to_thread(self._store_and_unpack, archive, digest, spec)
         stored = spec.redacted()  # secret values stay in the (encrypted) bundle
         if current is not None and is_unchanged(current, digest, stored):
+            await self.triggers.sync(spec.name, triggers)
             return current, False
         record, changed = self.registry.put(stored, digest, time.time())
         await self.router.replace(record)
+        await self.triggers.sync(spec.name, triggers)
         return record, changed
 
     async def redeploy_unchanged(self, spec: FunctionSpec, digest: str) -> FunctionRecord | None:
@@ -253,7 +269,7 @@ class Platform:
 
     async def rotate_master_key(self) -> dict[str, object]:
         """A new master key wraps every data key (artifacts, API key secrets); serving goes on."""
-        rewrappers = {"apiKeys": self.keys.rewrap}
+        rewrappers = {"apiKeys": self.keys.rewrap, "triggers": self.triggers.store.rewrap}
         if isinstance(self.store, LocalStore):
             rewrappers["artifacts"] = self.store.rewrap
         try:
@@ -261,13 +277,21 @@ class Platform:
         except MasterKeyError as exc:
             raise InvalidRequest(str(exc)) from None
 
-    def _store_and_unpack(self, archive: bytes, digest: str, spec: FunctionSpec) -> None:
+    def _store_and_unpack(
+        self, archive: bytes, digest: str, spec: FunctionSpec
+    ) -> list[TriggerSpec]:
+        """The bundle stored and unpacked, checked; its [[triggers]]."""
         self.store.put(archive)
         try:
-            check_handler_defined(spec, self.router.prepare(digest))
+            root = self.router.prepare(digest)
+            check_handler_defined(spec, root)
+            triggers = [t for t, _ in triggers_of(Path(root, SPEC_FILE).read_text())]
+            for trigger in triggers:
+                check_runnable(trigger)
         except InvalidSpec:
             self._collect(digest)
             raise
+        return triggers
 
     @property
     def started(self) -> bool:
@@ -363,6 +387,7 @@ class Platform:
         await self.router.remove(name)
         self.provisioning.forget(name)
         self.async_configs.forget(name)
+        await self.triggers.forget(name)
         self.metrics.forget(name)
         self._collect(record.digest)
         return record
@@ -380,16 +405,3 @@ class Platform:
     def instances(self, name: str) -> dict[str, int]:
         pool = self.router.pools.get(name)
         return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
-
-
-def open_vault(settings: Settings) -> Vault:
-    """The master keys, from the command, the variable or the key file (in that order)."""
-    source = source_for(
-        file=settings.master_key_path,
-        env_value=settings.master_key,
-        command=settings.master_key_command,
-    )
-    try:
-        return Vault(source)
-    except MasterKeyError as exc:
-        raise RuntimeError(f"master key ({source.describe()}): {exc}") from None

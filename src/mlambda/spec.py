@@ -12,6 +12,8 @@ import msgspec
 
 from mlambda.errors import InvalidSpec
 from mlambda.events.config import AsyncSpec, check_async
+from mlambda.events.triggers.config import TriggerSpec, parse_triggers
+from mlambda.events.triggers.sources import Source
 from mlambda.runtime.loaders import FRAMEWORKS, PICKLE_SUFFIXES
 from mlambda.runtime.loaders import preload as runtime_preload
 from mlambda.runtimes import check_provided, is_provided, is_supported, unsupported
@@ -207,11 +209,20 @@ def parse_spec(
     if not isinstance(table, dict):
         raise InvalidSpec(f"{source}: missing the [function] table (name and handler at least)")
     for key in document:
-        if key != "function":
+        if key not in ("function", "triggers"):
             raise InvalidSpec(f"{source}: unknown table [{key}]; settings go under [function]")
+    if "triggers" in table:
+        raise InvalidSpec(f"{source}: triggers go in [[triggers]] tables, not under [function]")
+    if "triggers" in document:  # checked here so a deploy refuses a bad one (triggers_of)
+        parse_triggers(document["triggers"], source)
     if name is not None:
         table = {**table, "name": name}
     return spec_from_dict(table, source=source)
+
+
+def triggers_of(text: str, source: str = SPEC_FILE) -> list[tuple[TriggerSpec, Source]]:
+    """The ``[[triggers]]`` of an mlambda.toml that parse_spec accepted."""
+    return parse_triggers(tomllib.loads(text).get("triggers", []), source)
 
 
 def spec_from_dict(table: dict[str, Any], *, source: str = SPEC_FILE) -> FunctionSpec:

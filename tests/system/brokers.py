@@ -4,6 +4,7 @@ Without the server binary the tests skip locally and fail in CI, where both are 
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -89,6 +90,29 @@ class NatsBroker(Broker):
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+
+class MosquittoBroker(Broker):
+    """Mosquitto with persistence, keeping every QoS 1 message of a session that is away (its
+    default keeps 1000 and drops the rest) and letting 100 be unacknowledged at once."""
+
+    binary = "mosquitto"
+
+    def command(self) -> list[str]:
+        config = self.data / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.data}/\n"
+            "max_queued_messages 0\nmax_inflight_messages 100\n"
+            # As whoever runs the test: as root it would become "mosquitto", which cannot
+            # write its database into the test's folder.
+            f"user {getpass.getuser()}\n"
+        )
+        return [self.path, "-c", str(config)]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
 
 
 BROKERS = {"redis": RedisBroker, "nats": NatsBroker}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from mlambda.events.triggers.config import parse_triggers
 from mlambda.spec import spec_from_dict
 from tests.system.conftest import Server
 
@@ -235,10 +236,17 @@ def _check_python(block: Block, server: Server, workspace: Path) -> None:
 
 
 def _check_toml(block: Block) -> None:
-    """A whole [function] table, or a fragment of one (read with a name and handler added)."""
+    """A whole [function] table, or a fragment of one (read with a name and handler added),
+    and [[triggers]] tables."""
     document = tomllib.loads(block.text)
     where = f"{block.page.name}:{block.line}"
-    assert set(document) == {"function"}, f"{where}: settings go under [function]"
+    assert document and set(document) <= {"function", "triggers"}, (
+        f"{where}: settings go under [function] or [[triggers]]"
+    )
+    if "triggers" in document:
+        parse_triggers(document["triggers"], where)
+    if "function" not in document:
+        return
     table = document["function"]
     if "handler" not in table and "model" not in table:
         table = {"handler": "app:handler", **table}

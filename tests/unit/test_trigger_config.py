@@ -33,6 +33,8 @@ WHERE = "mlambda.toml: triggers[0]"
         ),
         ("nats://127.0.0.1:4222?stream=CLICKS", "stream", "nats", "CLICKS", {}),
         ("mqtt://127.0.0.1:1883?topic=t/%2B", "queue", "mqtt", "t/+", {}),
+        ("mqtt://127.0.0.1:1883?topic=t/+", "queue", "mqtt", "t/+", {}),
+        ("mqtt://h?topic=a/%2B/%23", "queue", "mqtt", "a/+/#", {}),
         ("mlambda://orders", "queue", "mlambda", "orders", {}),
     ],
 )

@@ -10,6 +10,8 @@ own (another file, key prefix or stream set of the same backend): a message is a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import re
 import time
@@ -60,6 +62,8 @@ class PlatformQueues:
     def __init__(self, queue: Queue, clock: Callable[[], float] = time.time) -> None:
         self.queue = queue
         self.clock = clock
+        # Set when a message is sent to the queue: a trigger in this process waits on it.
+        self._arrivals: dict[str, asyncio.Event] = {}
 
     async def send(self, name: str, body: bytes) -> str:
         """Store a message (durably, before returning); its id."""
@@ -73,7 +77,17 @@ class PlatformQueues:
             enqueued_at=now,
             updated_at=now,
         )
-        return (await self.queue.put(record)).id
+        sent = (await self.queue.put(record)).id
+        if name in self._arrivals:
+            self._arrivals[name].set()
+        return sent
+
+    async def wait(self, name: str, timeout_s: float) -> None:
+        """Until a message is sent to ``name`` through this process, or ``timeout_s``."""
+        arrival = self._arrivals.setdefault(name, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrival.wait(), timeout_s)
+        arrival.clear()
 
     async def receive(self, name: str, most: int, visibility_s: float) -> list[Message]:
         check_name(name)
@@ -87,6 +101,14 @@ class PlatformQueues:
             self.clock(), visibility_s, lambda queue: most if queue == name else 0, most
         )
         return [Message(record) for record in leased]
+
+    async def retry(self, message: Message, delay_s: float) -> None:
+        """Visible again after ``delay_s`` (its next receive counted), as if its visibility
+        timeout had been changed to that."""
+        await self.queue.retry(message.record.id, self.clock(), delay_s, {})
+
+    async def depth(self, name: str) -> int:
+        return (await self.queue.depth()).get(name, (0, 0.0))[0]
 
     async def delete(self, name: str, receipt: str) -> None:
         """Delete a received message; NotFound when the receipt is not the latest receive's."""
@@ -103,6 +125,15 @@ class PlatformQueues:
                 "received and not yet deleted (its visibility timeout may have run out)"
             )
         await self.queue.ack(record.id, self.clock(), b"", "")
+
+    async def purge(self, name: str) -> int:
+        """Delete every message of the queue that is not being received now; how many."""
+        count = 0
+        while messages := await self.receive(name, MAX_MESSAGES, 60):
+            for message in messages:
+                await self.delete(name, message.receipt)
+            count += len(messages)
+        return count
 
     async def depths(self) -> dict[str, dict[str, float]]:
         """Per queue with messages not yet deleted: how many, and the oldest's send time."""

@@ -23,6 +23,7 @@ from mlambda.gateway import (
     invoke,
     oip,
     queues,
+    triggers,
     versions,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
@@ -126,6 +127,12 @@ def routes() -> list[Route]:
         Route("/v1/functions/{name}/invocations", invocations.list_invocations, methods=["GET"]),
         Route("/v1/functions/{name}/dead-letters", invocations.dead_letters, methods=["GET"]),
         Route("/v1/functions/{name}/invocations/{id}/replay", invocations.replay, methods=["POST"]),
+        Route("/v1/functions/{name}/triggers", triggers.list_triggers, methods=["GET"]),
+        Route("/v1/functions/{name}/triggers", triggers.create_trigger, methods=["POST"]),
+        Route("/v1/triggers/{id}", triggers.get_trigger, methods=["GET"]),
+        Route("/v1/triggers/{id}", triggers.delete_trigger, methods=["DELETE"]),
+        Route("/v1/triggers/{id}/enable", triggers.enable_trigger, methods=["POST"]),
+        Route("/v1/triggers/{id}/disable", triggers.disable_trigger, methods=["POST"]),
         Route("/v1/queues", queues.list_queues, methods=["GET"]),
         Route("/v1/queues/{name}/messages", queues.send, methods=["POST"]),
         Route("/v1/queues/{name}/messages/receive", queues.receive, methods=["POST"]),

@@ -82,6 +82,11 @@ class Registry:
             conn.execute(table.delete().where(table.c.name == name))
             Releases.delete_all(conn, name)
             ConcurrencySettings.delete_all(conn, name)
+            triggers = tables.triggers
+            mine = sa.select(triggers.c.id).where(triggers.c.function == name)
+            checkpoints = tables.trigger_checkpoints
+            conn.execute(checkpoints.delete().where(checkpoints.c.trigger.in_(mine)))
+            conn.execute(triggers.delete().where(triggers.c.function == name))
         return _record(row._mapping)
 
     def event_invoke_configs(self) -> dict[str, tuple[AsyncSpec, float]]:

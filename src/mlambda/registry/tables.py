@@ -86,3 +86,38 @@ provisioned_concurrency = sa.Table(
     sa.Column("requested", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Triggers (events/triggers/): a queue or stream that feeds a function. ``origin`` is "config"
+# for one of the function's [[triggers]] (kept in step with each deploy) or "api" for one made
+# through the API; ``spec`` holds the source with its password redacted, ``source_sealed`` the
+# whole URL, encrypted under the master key.
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False, index=True),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("source_sealed", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A stream trigger's checkpoint: every record up to ``position`` (the broker's sequence) is done.
+trigger_checkpoints = sa.Table(
+    "trigger_checkpoints",
+    metadata,
+    sa.Column("trigger", sa.String(36), primary_key=True),
+    sa.Column("position", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The platform's queues made by name (SQS's CreateQueue): such a queue exists while empty. A
+# queue that holds messages exists too, made or not (a destination's first send makes it).
+platform_queues = sa.Table(
+    "platform_queues",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -69,6 +69,13 @@ RULES = (
     Rule("POST", f"{FN}/invocations/{{id}}/replay", "invoke"),
     Rule("GET", "/v1/invocations", "read"),
     Rule("GET", "/v1/invocations/{id}", "read"),
+    Rule("GET", f"{FN}/triggers", "read"),
+    Rule("POST", f"{FN}/triggers", "deploy", "trigger.create"),
+    # The function a trigger feeds is looked up by its id (gateway/triggers.py checks it).
+    Rule("GET", "/v1/triggers/{id}", "read", named_in_body=True),
+    Rule("DELETE", "/v1/triggers/{id}", "deploy", "trigger.delete", named_in_body=True),
+    Rule("POST", "/v1/triggers/{id}/enable", "deploy", "trigger.enable", named_in_body=True),
+    Rule("POST", "/v1/triggers/{id}/disable", "deploy", "trigger.disable", named_in_body=True),
     Rule("GET", "/v1/queues", "read"),
     Rule("POST", "/v1/queues/{name}/messages", "invoke"),
     Rule("POST", "/v1/queues/{name}/messages/receive", "invoke"),

@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from mlambda.security.crypto import Envelope
-from mlambda.security.masterkey import KeySource
+from mlambda.security.crypto import Envelope, MasterKeyError
+from mlambda.security.masterkey import KeySource, source_for
+from mlambda.settings import Settings
 
 
 class Vault:
@@ -41,3 +42,16 @@ class Vault:
             "rewrapped": counts,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+
+def open_vault(settings: Settings) -> Vault:
+    """The master keys, from the command, the variable or the key file (in that order)."""
+    source = source_for(
+        file=settings.master_key_path,
+        env_value=settings.master_key,
+        command=settings.master_key_command,
+    )
+    try:
+        return Vault(source)
+    except MasterKeyError as exc:
+        raise RuntimeError(f"master key ({source.describe()}): {exc}") from None

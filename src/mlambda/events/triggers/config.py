@@ -153,3 +153,16 @@ def _destination(target: str, where: str, queue_only: bool) -> None:
         return
     expected = "'mlambda://QUEUE'" if queue_only else DESTINATION_HINT
     raise InvalidSpec(f"{where} must be {expected}, got {target!r}")
+
+
+def parse_triggers(tables: Any, source: str) -> list[tuple[TriggerSpec, Source]]:
+    """mlambda.toml's ``[[triggers]]`` array, each table checked; ``source`` names the file."""
+    if not isinstance(tables, list):
+        raise InvalidSpec(f"{source}: triggers must be [[triggers]] tables, one per trigger")
+    parsed = [parse_trigger(table, f"{source}: triggers[{i}]") for i, table in enumerate(tables)]
+    seen: set[tuple[str, str]] = set()
+    for i, (spec, _) in enumerate(parsed):
+        if (spec.type, spec.source) in seen:
+            raise InvalidSpec(f"{source}: triggers[{i}] repeats an earlier trigger's source")
+        seen.add((spec.type, spec.source))
+    return parsed

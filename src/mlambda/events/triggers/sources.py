@@ -87,7 +87,10 @@ def parse_source(url: str, kind: str, where: str) -> Source:
     if not parts.hostname:
         raise InvalidSpec(f"{where}.source {shown!r}: the URL names no host")
     try:
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+        # A '+' is MQTT's one-level wildcard (?topic=t/+), not a space: only %XX is decoded.
+        query = urllib.parse.parse_qs(
+            parts.query.replace("+", "%2B"), keep_blank_values=True, strict_parsing=False
+        )
         _ = parts.port  # raises on a port that is not a number
     except ValueError as exc:
         raise InvalidSpec(f"{where}.source {shown!r}: {exc}") from None
