@@ -28,6 +28,7 @@ from mlambda.errors import (
 from mlambda.events.asyncinvoke import AsyncInvoker
 from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
+from mlambda.events.queue_names import QueueNames
 from mlambda.events.queues import PlatformQueues
 from mlambda.events.triggers.config import TriggerSpec
 from mlambda.events.triggers.manager import Triggers, check_runnable
@@ -122,6 +123,7 @@ class Platform:
         # Asynchronous invocations: the durable queue and its dispatcher (events/).
         self.async_configs = AsyncConfigs(self.registry, self.current)
         consumer = f"{socket.gethostname()}:{data}"
+        self.queue_names = QueueNames(self.registry.engine)
         self.queues = PlatformQueues(
             open_queue(settings.queue_url, data, consumer, namespace="queues")
         )

@@ -37,6 +37,8 @@ CHECKS = [
 
 # A bundle is sent as the bytes generated for it (the server reads the archive itself).
 schemathesis.serializer.alias("application/gzip", "application/octet-stream")
+# The SQS protocol's JSON (POST /).
+schemathesis.serializer.alias("application/x-amz-json-1.0", "application/json")
 schema = schemathesis.openapi.from_dict(document())
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

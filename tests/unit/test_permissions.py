@@ -10,7 +10,7 @@ from starlette.routing import Route
 from mlambda.errors import InvalidRequest
 from mlambda.gateway.app import routes
 from mlambda.gateway.openapi import document
-from mlambda.security.keys import IN_BODY, Need, Scope, allows, parse_token, token
+from mlambda.security.keys import ANY_ACTION, IN_BODY, Need, Scope, allows, parse_token, token
 from mlambda.security.permissions import RULES, function_name, function_ref, need_for, rule_for
 
 # What each scope may do to a function named "fraud" (the OpenAPI walk below fills names in).
@@ -122,6 +122,10 @@ def test_scopes_cover_needs(scopes, need, allowed):
         ("POST", "/v1/master-key/rotate", Need("admin")),
         ("GET", "/nothing/here", Need("read")),  # unknown: still needs a key
         ("POST", "/healthz", Need("read")),  # only GET is open
+        ("POST", "/", Need(ANY_ACTION, IN_BODY)),  # SQS: the route checks the operation
+        ("GET", "/v1/functions/fraud/triggers", Need("read", "fraud")),
+        ("POST", "/v1/functions/fraud/triggers", Need("deploy", "fraud")),
+        ("DELETE", "/v1/triggers/abc", Need("deploy", IN_BODY)),  # the route finds the function
     ],
 )
 def test_each_route_needs_its_scope(method, path, need):
@@ -154,7 +158,10 @@ def test_every_route_in_the_openapi_document_needs_what_the_table_says_for_every
             assert (need is None) is open_route, (method, path)
             for scope in SCOPES:
                 granted = need is None or allows((Scope.parse(scope),), need)
-                expected = need is None or need.action in COVERS_FRAUD[scope]
+                # The SQS protocol lets any key in; the route asks by operation and queue.
+                expected = (
+                    need is None or need.action == ANY_ACTION or need.action in COVERS_FRAUD[scope]
+                )
                 assert granted == expected, (method, path, scope)
 
 
@@ -209,3 +216,16 @@ def test_every_guarded_operation_documents_401_403_and_429_with_retry_after():
             responses = operation["responses"]
             assert {"401", "403", "429"} <= set(responses), (method, path)
             assert "Retry-After" in responses["429"]["headers"]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "need", "allowed"),
+    [
+        (("read",), Need(ANY_ACTION, IN_BODY), True),
+        (("invoke:orders-*",), Need(ANY_ACTION, IN_BODY), True),
+        ((), Need(ANY_ACTION, IN_BODY), False),
+        (("read",), Need(ANY_ACTION, "fraud"), False),  # only a route that checks itself
+    ],
+)
+def test_a_route_that_checks_the_action_itself_lets_any_key_in(scopes, need, allowed):
+    assert allows(tuple(Scope.parse(s) for s in scopes), need) is allowed

@@ -127,12 +127,17 @@ class PlatformQueues:
         await self.queue.ack(record.id, self.clock(), b"", "")
 
     async def purge(self, name: str) -> int:
-        """Delete every message of the queue that is not being received now; how many."""
+        """Delete every message of the queue, those received and not yet deleted included
+        (their receipts are stale from then on); how many."""
         count = 0
         while messages := await self.receive(name, MAX_MESSAGES, 60):
             for message in messages:
                 await self.delete(name, message.receipt)
             count += len(messages)
+        while received := await self.queue.list(check_name(name), RUNNING, 1000):
+            for record in received:
+                await self.queue.ack(record.id, self.clock(), b"", "")
+            count += len(received)
         return count
 
     async def depths(self) -> dict[str, dict[str, float]]:

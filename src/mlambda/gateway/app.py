@@ -23,6 +23,7 @@ from mlambda.gateway import (
     invoke,
     oip,
     queues,
+    sqs,
     triggers,
     versions,
 )
@@ -91,6 +92,7 @@ def routes() -> list[Route]:
         *lambda_routes(),
         *oip.routes(),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/", sqs.sqs, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/functions", functions.list_functions, methods=["GET"]),

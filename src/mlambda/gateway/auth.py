@@ -60,7 +60,8 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         source = scope["client"][0] if scope.get("client") else ""
-        lambda_api = LAMBDA_PATH.match(scope["path"]) is not None
+        # The Lambda API and the SQS protocol (POST /) answer refusals as AWS does.
+        lambda_api = LAMBDA_PATH.match(scope["path"]) is not None or scope["path"] == "/"
         failures = self.platform.auth_failures
         if failures.count(source) >= REFUSE_AFTER:
             refusal = Throttled(

@@ -358,7 +358,7 @@ def document() -> dict[str, Any]:
         queue_paths,
     )
     from mlambda.gateway.openapi_lambda import lambda_paths
-    from mlambda.gateway.openapi_triggers import trigger_paths
+    from mlambda.gateway.openapi_triggers import sqs_paths, trigger_paths
     from mlambda.gateway.openapi_versions import version_paths
 
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
@@ -390,6 +390,7 @@ def document() -> dict[str, Any]:
             **async_paths(),
             **queue_paths(),
             **trigger_paths(),
+            **sqs_paths(),
             **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),

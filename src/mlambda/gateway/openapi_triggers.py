@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlambda.events.triggers.config import STARTING_POSITIONS
-from mlambda.gateway.openapi import NAME, OBJECT, _errors, _json, _param
+from mlambda.gateway.openapi import AWS_ERROR, NAME, OBJECT, _errors, _json, _param
 
 SETTINGS = {
     "type": "object",
@@ -41,6 +41,54 @@ TRIGGER = {
 }
 LISTING = {"type": "object", "properties": {"triggers": {"type": "array", "items": TRIGGER}}}
 ID = _param("id", type="string")
+
+
+SQS_ERROR = {
+    "type": "object",
+    "required": ["__type", "message"],
+    "properties": {"__type": {"type": "string"}, "message": {"type": "string"}},
+}
+
+
+def sqs_paths() -> dict[str, Any]:
+    """The SQS JSON protocol on the platform's queues (gateway/sqs.py)."""
+    from mlambda.gateway.sqs import CONTENT_TYPE, OPERATIONS, TARGET
+
+    answer = {"schema": OBJECT}
+    refusal = {"schema": SQS_ERROR}
+    responses = _errors(401, 403, 413, schema=AWS_ERROR)
+    for code, text in (
+        ("400", "Refused, as SQS refuses it"),
+        ("403", "The key does not cover the queue"),
+        ("413", "Over 1 MiB"),
+    ):
+        responses[code] = {
+            "description": text,
+            "content": {CONTENT_TYPE: refusal, **responses.get(code, {}).get("content", {})},
+        }
+    return {
+        "/": {
+            "post": {
+                "description": "SQS's JSON protocol: " + ", ".join(OPERATIONS),
+                "parameters": [
+                    _param(
+                        "X-Amz-Target",
+                        "header",
+                        type="string",
+                        enum=[TARGET + name for name in OPERATIONS],
+                    )
+                ],
+                "requestBody": {"content": {CONTENT_TYPE: {"schema": OBJECT}}},
+                "responses": {
+                    "200": {
+                        "description": "The operation's answer",
+                        "content": {CONTENT_TYPE: answer},
+                    },
+                    **responses,
+                },
+            }
+        }
+    }
 
 
 def trigger_paths() -> dict[str, Any]:

@@ -76,9 +76,16 @@ class Need:
 IN_BODY = "\0named in the body"
 
 
+# A route that asks for the action itself (gateway.auth.require), by what the request says:
+# any key lets the request in.
+ANY_ACTION = "any"
+
+
 def allows(scopes: tuple[Scope, ...], need: Need) -> bool:
     """Pure: whether ``scopes`` cover ``need``. admin covers everything; deploy and invoke
     cover the functions their pattern matches (case-sensitively, as names are)."""
+    if need.action == ANY_ACTION and need.function == IN_BODY:
+        return bool(scopes)
     for scope in scopes:
         if scope.action == "admin":
             return True

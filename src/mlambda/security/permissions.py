@@ -8,7 +8,7 @@ import dataclasses
 import re
 from urllib.parse import unquote
 
-from mlambda.security.keys import IN_BODY, Need
+from mlambda.security.keys import ANY_ACTION, IN_BODY, Need
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +77,9 @@ RULES = (
     Rule("POST", "/v1/triggers/{id}/enable", "deploy", "trigger.enable", named_in_body=True),
     Rule("POST", "/v1/triggers/{id}/disable", "deploy", "trigger.disable", named_in_body=True),
     Rule("GET", "/v1/queues", "read"),
+    # The SQS JSON protocol: the operation is in a header, the queue in the body; any key may
+    # call, and the route asks read or invoke of the queue it names (gateway/sqs.py).
+    Rule("POST", "/", ANY_ACTION, named_in_body=True),
     Rule("POST", "/v1/queues/{name}/messages", "invoke"),
     Rule("POST", "/v1/queues/{name}/messages/receive", "invoke"),
     Rule("DELETE", "/v1/queues/{name}/messages/{receipt}", "invoke"),
