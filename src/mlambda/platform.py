@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -31,7 +32,7 @@ from mlambda.events.configs import AsyncConfigs
 from mlambda.events.queue_names import QueueNames
 from mlambda.events.queues import PlatformQueues
 from mlambda.events.triggers.config import TriggerSpec
-from mlambda.events.triggers.manager import Triggers, check_runnable
+from mlambda.events.triggers.manager import Triggers
 from mlambda.events.triggers.store import TriggerStore
 from mlambda.handler_check import check_handler_defined, check_runtime_installed
 from mlambda.observe.logs import LogSink
@@ -136,10 +137,11 @@ class Platform:
             region=settings.region,
             send=self.queues.send,
         )
-        # Queues and streams that feed functions (events/triggers/).
+        # Queues and streams that feed functions (events/triggers/). Their batches wait in a
+        # pool behind sync calls, as asynchronous attempts do.
         self.triggers = Triggers(
             TriggerStore(self.registry.engine, self.vault.envelope),
-            self.invoke,
+            functools.partial(self.invoke, background=True),
             self.queues,
             self.current,
             self.metrics.registry,
@@ -288,8 +290,6 @@ class Platform:
             root = self.router.prepare(digest)
             check_handler_defined(spec, root)
             triggers = [t for t, _ in triggers_of(Path(root, SPEC_FILE).read_text())]
-            for trigger in triggers:
-                check_runnable(trigger)
         except InvalidSpec:
             self._collect(digest)
             raise

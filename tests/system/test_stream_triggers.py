@@ -1,10 +1,12 @@
-"""Stream triggers on a Redis stream, by Kinesis's rules: each key's records reach the handler
-in order (a property checked over everything the handler processed, with duplicates), across
-lanes, a kill -9 of serve and a restart of Redis; a record that always fails is isolated by
-bisecting and goes to on_failure; the starting position is honoured."""
+"""Stream triggers, by Kinesis's rules, on a Redis stream and a NATS JetStream stream: each key's
+records reach the handler in order (a property checked over everything the handler processed,
+with duplicates), across lanes, a kill -9 of serve and a restart of the broker; a record that
+always fails is isolated by bisecting and goes to on_failure; the starting position is
+honoured."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -12,7 +14,7 @@ import uuid
 import pytest
 import redis
 
-from tests.system.brokers import RedisBroker
+from tests.system.brokers import NatsBroker, RedisBroker
 from tests.system.conftest import Server
 from tests.system.test_async import _function
 from tests.system.test_triggers import REDIS, _service
@@ -39,11 +41,57 @@ RECORDER = """
 KEYS = 10
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    broker = RedisBroker(tmp_path / "redis").start()
-    yield broker
-    broker.stop()
+class Stream:
+    """A stream on a broker of the test's own (Redis or NATS) that it publishes to and may
+    restart: ``source`` is the trigger's URL."""
+
+    def __init__(self, kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        self.kind = kind
+        self.name = f"clicks{uuid.uuid4().hex[:6]}"
+        broker = RedisBroker if kind == "redis" else NatsBroker
+        self.broker = broker(tmp_path / kind).start()
+        self.source = f"{self.broker.url}?stream={self.name}"
+        if kind == "nats":
+            self.source += f"&subject={self.name}.>"
+
+    def publish(self, count: int, start: int = 0) -> list[tuple[str, int]]:
+        """``count`` records over KEYS keys, each key's numbered 0, 1, 2... in stream order."""
+        sent = [(f"k{i % KEYS}", i // KEYS) for i in range(start, start + count)]
+        if self.kind == "redis":
+            client = redis.Redis.from_url(self.broker.url)
+            pipe = client.pipeline(transaction=False)
+            for key, n in sent:
+                pipe.xadd(self.name, {"partitionKey": key, "data": json.dumps({"k": key, "n": n})})
+            pipe.execute()
+        else:
+            asyncio.run(self._nats(sent))
+        return sent
+
+    async def _nats(self, sent: list[tuple[str, int]]) -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(self.broker.url)
+        js = nc.jetstream()
+        try:
+            await js.stream_info(self.name)
+        except NotFoundError:
+            await js.add_stream(name=self.name, subjects=[f"{self.name}.>"])
+        for key, n in sent:
+            body = json.dumps({"k": key, "n": n}).encode()
+            await js.publish(f"{self.name}.in", body, headers={"Partition-Key": key})
+        await nc.close()
+
+    def restart(self) -> None:
+        self.broker.stop()
+        self.broker.start()
+
+
+@pytest.fixture(params=["redis", "nats"])
+def stream(request, tmp_path):
+    made = Stream(request.param, tmp_path)
+    yield made
+    made.broker.stop()
 
 
 @pytest.fixture
@@ -70,19 +118,6 @@ def _deploy(server: Server, root, stream_url: str, extra: str = "", pause: float
         assert time.monotonic() < deadline, server.client.triggers("ordered")
         time.sleep(0.05)
     return ledger
-
-
-def _publish(url: str, stream: str, count: int, start: int = 0) -> list[tuple[str, int]]:
-    """``count`` records over KEYS keys, each key's numbered 0, 1, 2... in stream order."""
-    client = redis.Redis.from_url(url)
-    pipe = client.pipeline(transaction=False)
-    sent = []
-    for i in range(start, start + count):
-        key, n = f"k{i % KEYS}", i // KEYS
-        pipe.xadd(stream, {"partitionKey": key, "data": json.dumps({"k": key, "n": n})})
-        sent.append((key, n))
-    pipe.execute()
-    return sent
 
 
 def _log(ledger: str) -> list[tuple[str, int]]:
@@ -121,15 +156,14 @@ def _failed_records(server: Server) -> list[dict]:
 
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_each_keys_records_arrive_in_order_and_a_bad_record_is_bisected_out(
-    server, tmp_path, own_redis, lanes
+    server, tmp_path, stream, lanes
 ):
-    stream = f"clicks{uuid.uuid4().hex[:6]}"
     extra = (
         f"parallelization_factor = {lanes}\nbisect_batch_on_function_error = true\n"
         "maximum_retry_attempts = 1\n"
     )
-    ledger = _deploy(server, tmp_path, f"{own_redis.url}?stream={stream}", extra)
-    sent = _publish(own_redis.url, stream, 2000)
+    ledger = _deploy(server, tmp_path, stream.source, extra)
+    sent = stream.publish(2000)
     expected = set(sent) - {("k3", 50)}
     log = _until_processed(ledger, expected)
     _in_order_per_key(log)
@@ -141,15 +175,14 @@ def test_each_keys_records_arrive_in_order_and_a_bad_record_is_bisected_out(
     info = record["KinesisBatchInfo"]
     assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    assert info["streamArn"].endswith(f":stream/{stream}")
+    assert info["streamArn"].endswith(f":stream/{stream.name}")
     [trigger] = server.client.triggers("ordered")
     assert trigger["status"]["iteratorAgeSeconds"] is not None
 
 
-def test_starting_position_latest_skips_what_was_there_before(server, tmp_path, own_redis):
-    stream = f"latest{uuid.uuid4().hex[:6]}"
-    source = f"{own_redis.url}?stream={stream}"
-    before = _publish(own_redis.url, stream, 100)  # before either trigger exists
+def test_starting_position_latest_skips_what_was_there_before(server, tmp_path, stream):
+    source = stream.source
+    before = stream.publish(100)  # before either trigger exists
     ledger = _deploy(server, tmp_path, source)  # trim_horizon: from the stream's start
     _until_processed(ledger, set(before))
     # A second trigger on the same stream, from its end: it sees only what comes after it.
@@ -160,7 +193,7 @@ def test_starting_position_latest_skips_what_was_there_before(server, tmp_path, 
     while any(t["status"]["state"] != "running" for t in server.client.triggers("ordered")):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    later = _publish(own_redis.url, stream, 20, start=100)
+    later = stream.publish(20, start=100)
     deadline = time.monotonic() + 30
     while not all(_log(ledger).count(item) == 2 for item in later):
         assert time.monotonic() < deadline, _log(ledger)
@@ -169,19 +202,45 @@ def test_starting_position_latest_skips_what_was_there_before(server, tmp_path, 
     assert all(log.count(item) == 1 for item in before)
 
 
-@pytest.mark.parametrize("fault", ["kill serve", "restart redis"])
-def test_order_per_key_holds_across_a_fault_and_nothing_is_lost(server, tmp_path, own_redis, fault):
-    stream = f"faults{uuid.uuid4().hex[:6]}"
+def test_starting_position_at_timestamp_starts_at_the_first_record_from_then(
+    server, tmp_path, stream
+):
+    stream.publish(30)
+    time.sleep(1.0)
+    since = time.time()
+    later = stream.publish(20, start=30)
+    ledger = _deploy(server, tmp_path, stream.source)  # a first trigger only makes the function
+    _until_processed(ledger, set(later))
+    server.client.add_trigger(
+        "ordered",
+        {
+            "type": "stream",
+            "source": stream.source,
+            "starting_position": "at_timestamp",
+            "starting_position_timestamp": since,
+        },
+    )
+    deadline = time.monotonic() + 30
+    while not all(_log(ledger).count(item) == 2 for item in later):
+        assert time.monotonic() < deadline, _log(ledger)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    log = _log(ledger)
+    assert len(log) == 50 + 20  # the first trigger's 50, the second's 20 from `since` on
+
+
+@pytest.mark.parametrize("fault", ["kill serve", "restart the broker"])
+def test_order_per_key_holds_across_a_fault_and_nothing_is_lost(server, tmp_path, stream, fault):
     ledger = _deploy(
         server,
         tmp_path,
-        f"{own_redis.url}?stream={stream}",
+        stream.source,
         # k3/50 always fails: given up at once (bisected down to it), the lane goes on.
         "parallelization_factor = 2\nmaximum_retry_attempts = 0\n"
         "bisect_batch_on_function_error = true\n",
         pause=0.02,
     )
-    sent = _publish(own_redis.url, stream, 3000)
+    sent = stream.publish(3000)
     deadline = time.monotonic() + 30
     while len(set(_log(ledger))) < 500:
         assert time.monotonic() < deadline
@@ -190,9 +249,8 @@ def test_order_per_key_holds_across_a_fault_and_nothing_is_lost(server, tmp_path
         server.stop(9)
         server.start()
     else:
-        own_redis.stop()
-        own_redis.start()
+        stream.restart()
     expected = set(sent) - {("k3", 50)}
     log = _until_processed(ledger, expected, timeout=90)
     _in_order_per_key(log)
-    print(f"{fault}: {len(log) - len(set(log))} records handed over twice")
+    print(f"{stream.kind}, {fault}: {len(log) - len(set(log))} records handed over twice")

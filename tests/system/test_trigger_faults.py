@@ -102,7 +102,7 @@ class Source:
         elif self.kind == "mqtt":
             from tests.system.test_triggers import publish_mqtt
 
-            publish_mqtt(self.own.port, f"{self.name}/in", COUNT)  # type: ignore[union-attr]
+            publish_mqtt(self.own.port, f"{self.name}/in", _bodies())  # type: ignore[union-attr]
         else:
             asyncio.run(self._rabbit())
 

@@ -97,7 +97,7 @@ def test_the_cli_adds_lists_disables_enables_and_deletes_a_trigger(served):
         ({"type": "queue", "source": "kafka://h:9092?topic=t"}, 400, "scheme must be one of"),
         ({"type": "queue", "source": "mlambda://q", "batch_size": 0}, 400, "between 1"),
         ({"type": "queue", "source": "amqp://h/"}, 400, "names no queue"),
-        ({"type": "stream", "source": "nats://h?stream=S"}, 400, "Redis streams for now"),
+        ({"type": "stream", "source": "mqtt://h?topic=t"}, 400, "mqtt serves type = 'queue'"),
         ({"type": "queue", "source": "mlambda://q", "on_failure": "mlambda://f"}, 400, "stream"),
         ({"source": "mlambda://q"}, 400, "type must be"),
         ([1, 2], 400, "object"),
@@ -177,6 +177,36 @@ def test_removing_a_function_removes_its_triggers(served):
     assert served.http("GET", f"/v1/triggers/{made['id']}").status_code == 404
     served.deploy(_with_triggers(served, "short-lived"))
     assert served.client.triggers("short-lived") == []
+
+
+BUSY = """
+    import time
+
+    def handler(event, context):
+        if "Records" in event:
+            time.sleep(0.5)
+        return {"sync": "Records" not in event}
+"""
+
+
+def test_sync_calls_keep_their_share_of_a_function_a_trigger_keeps_busy(served):
+    directory = write_function(served.root, "busy", BUSY, max_instances=1)  # type: ignore[attr-defined]
+    with (directory / "mlambda.toml").open("a") as toml:
+        toml.write(
+            '[[triggers]]\ntype = "queue"\nsource = "mlambda://busy-q"\n'
+            "batch_size = 1\nmax_concurrency = 4\n"
+        )
+    served.deploy(directory)
+    for n in range(12):
+        served.client.send_message("busy-q", json.dumps({"n": n}).encode())
+    # Four batches at once, for one instance: three of them wait in the pool.
+    _until(lambda: served.client.triggers("busy")[0]["status"]["concurrency"] >= 4)
+    started = time.monotonic()
+    answer = json.loads(served.client.invoke("busy", b"{}"))
+    waited = time.monotonic() - started
+    assert answer == {"sync": True}
+    # It waits for the batch running now (0.5 s), not for the three queued before it (2 s).
+    assert waited < 1.2, waited
 
 
 def test_a_key_acts_on_the_triggers_of_the_functions_it_covers_only(served):

@@ -12,7 +12,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from mlambda.errors import InvalidSpec
 from mlambda.events.queues import PlatformQueues
 from mlambda.events.triggers.broker import QueueBroker
 from mlambda.events.triggers.config import TriggerSpec
@@ -72,13 +71,10 @@ class Triggers:
 
     async def sync(self, function: str, specs: Sequence[TriggerSpec]) -> None:
         """A deploy's [[triggers]] become the function's config triggers."""
-        for spec in specs:
-            check_runnable(spec)
         if self.store.sync(function, specs):
             await self.restart(function)
 
     async def create(self, function: str, spec: TriggerSpec) -> Trigger:
-        check_runnable(spec)
         self._lookup(function)
         trigger = self.store.create(function, spec, API)
         self._run(trigger)
@@ -182,10 +178,13 @@ class Triggers:
 
     def _broker(self, trigger: Trigger, record: FunctionRecord) -> QueueBroker | StreamReader:
         from mlambda.events.triggers import mqtt, nats_queue, rabbitmq, redis_queue
+        from mlambda.events.triggers.nats_stream import NatsStreamReader
         from mlambda.events.triggers.platform_queue import PlatformQueueBroker
         from mlambda.events.triggers.redis_stream import RedisStreamReader
 
         source, spec = trigger.source, trigger.spec
+        if spec.type == STREAM and source.broker == "nats":
+            return NatsStreamReader(source.url, source.name, source.options.get("subject", ""))
         if spec.type == STREAM:
             return RedisStreamReader(source.url, source.name)
         visibility = visibility_s(record)
@@ -206,11 +205,3 @@ class Triggers:
                 source.url, source.name, subject, own, visibility, spec.size * limit * 2
             )
         return mqtt.MqttQueueBroker(source.url, source.name, own, visibility)
-
-
-def check_runnable(spec: TriggerSpec) -> None:
-    if spec.type == STREAM and not spec.source.startswith(("redis://", "rediss://")):
-        raise InvalidSpec(
-            "stream triggers (type = 'stream') read Redis streams for now, not NATS; a queue "
-            "trigger (type = 'queue') reads a NATS stream unordered"
-        )

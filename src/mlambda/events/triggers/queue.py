@@ -18,6 +18,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from mlambda.errors import MlambdaError, Throttled
 from mlambda.events.shapes import QueueMessage, WholeBatch, failed_items, sqs_event
 from mlambda.events.triggers.broker import QueueBroker, supervise
@@ -146,7 +148,7 @@ class QueueTrigger:
         ids = [message.id for message in batch]
         event = sqs_event(batch, self.broker.broker, self.broker.name, self.region)
         try:
-            invocation = await self._invoke(self.trigger.function, json.dumps(event).encode())
+            invocation = await self._invoke(self.trigger.function, msgspec.json.encode(event))
         except Throttled:
             # No capacity now: deliver again shortly, as a failure that the receive count
             # remembers (Lambda's mappings do the same under throttling).

@@ -22,6 +22,8 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from mlambda.errors import MlambdaError, Throttled
 from mlambda.events.shapes import StreamRecord, kinesis_event, stream_arn, stream_retry_from
 from mlambda.events.triggers.broker import supervise
@@ -194,7 +196,7 @@ class StreamTrigger:
         """(an error, or None; where the batch resumes when the handler named failures)."""
         event = kinesis_event(batch, self.reader.broker, self.reader.name, self.region)
         try:
-            invocation = await self._invoke(self.trigger.function, json.dumps(event).encode())
+            invocation = await self._invoke(self.trigger.function, msgspec.json.encode(event))
         except Throttled:
             return "throttled", None
         except MlambdaError as exc:
