@@ -24,6 +24,11 @@ class QueueNames:
                 conn.execute(table.insert().values(name=name, created_at=created))
         return float(created)
 
+    def made(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(table.c.name).where(table.c.name == name))
+            return found.first() is not None
+
     def created(self) -> dict[str, float]:
         with self.engine.connect() as conn:
             return {row.name: row.created_at for row in conn.execute(sa.select(table))}

@@ -105,8 +105,9 @@ class Call:
         return name
 
     async def exists(self, name: str) -> bool:
-        made = self.platform.queue_names.created()
-        return name in made or name in await self.queues.depths()
+        """Made by name (one row read), else holding messages (the queue's depths: read only
+        for a queue that was not made, so a producer's sends do not count every queue)."""
+        return self.platform.queue_names.made(name) or name in await self.queues.depths()
 
     async def existing(self, action: str) -> str:
         name = self.named(action)

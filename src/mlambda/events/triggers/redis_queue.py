@@ -41,7 +41,7 @@ class RedisQueueBroker(QueueBroker):
         self.url = url.split("?", 1)[0]  # the stream and group are not connection options
         self.group, self.consumer = group, consumer
         self._redis: Any = None  # redis.asyncio.Redis (its stubs type replies loosely)
-        self._due: list[tuple[float, str, int]] = []  # (when, entry id, receives so far)
+        self._due: list[tuple[float, str]] = []  # (when, entry id): failed, claimed again then
         # Where this consumer's pending entries (from before a restart) are read from next.
         self._pending_from: str | None = "0"
         self._pending_lock = asyncio.Lock()
@@ -107,7 +107,7 @@ class RedisQueueBroker(QueueBroker):
         now = time.monotonic()
         due = [item for item in self._due if item[0] <= now][:most]
         if due:
-            ids = [entry_id for _, entry_id, _ in due]
+            ids = [entry_id for _, entry_id in due]
             self._due = [item for item in self._due if item[1] not in ids]
             claimed = await self.redis.xclaim(self.name, self.group, self.consumer, 0, ids)
             counts = await self._counts([_text(e[0]) for e in claimed if e[1]], bump=0)
@@ -169,7 +169,7 @@ class RedisQueueBroker(QueueBroker):
 
     async def retry(self, messages: Sequence[QueueMessage], delay_s: float) -> None:
         when = time.monotonic() + delay_s
-        self._due += [(when, m.id, m.receive_count) for m in messages]
+        self._due += [(when, m.id) for m in messages]
 
     async def backlog(self) -> int | None:
         try:

@@ -109,7 +109,6 @@ class StreamTrigger:
                 spec.starting_position, spec.starting_position_timestamp
             )
             await asyncio.to_thread(self.store.save_checkpoint, self.trigger.id, position)
-        self._checkpoint = position
         self._order: collections.deque[str] = collections.deque()  # read, not yet checkpointed
         self._finished: set[str] = set()
         queues = [collections.deque[StreamRecord]() for _ in range(self.lanes)]
@@ -229,7 +228,6 @@ class StreamTrigger:
             moved = self._order.popleft()
             self._finished.discard(moved)
         if moved is not None:
-            self._checkpoint = moved
             await asyncio.to_thread(self.store.save_checkpoint, self.trigger.id, moved)
         self.state.batch({"succeeded": count - given_up, "given_up": given_up})
         room.set()
