@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers
+.PHONY: install install-serve serve pipeline test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -34,6 +34,11 @@ examples/iris/iris.skops: examples/iris/train.py $(SERVE_STAMP)
 ## serve: install into .venv and run the platform on 127.0.0.1:8080 with the examples deployed
 serve: install-serve examples/fraud/model.joblib examples/iris/iris.skops
 	$(BIN)/mlambda serve --deploy examples/hello --deploy examples/fraud --deploy examples/iris
+
+## pipeline: the upload -> object trigger -> model -> results pipeline, end to end (examples/pipeline)
+pipeline: install-serve examples/fraud/model.joblib
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[pipeline]'
+	$(BIN)/python examples/pipeline/run.py
 
 ## test: install and run lint, type checks and the whole test suite
 test: install

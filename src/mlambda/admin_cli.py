@@ -135,7 +135,8 @@ def add_commands(
         "--scope",
         action="append",
         required=True,
-        help="admin, read, deploy[:PATTERN] or invoke[:PATTERN] (a glob like fraud*); repeatable",
+        help="admin, read, deploy[:PATTERN], invoke[:PATTERN] (a glob like fraud*) or events; "
+        "repeatable",
     )
     create.add_argument("--expires", metavar="DURATION", help="30d, 12h, 90m... (default never)")
     create.add_argument("--rate-limit", type=float, help="requests per second for this key")

@@ -192,6 +192,9 @@ class Client:
     def add_trigger(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/v1/functions/{name}/triggers", json=settings).json()
 
+    def put_events(self, entries: builtins.list[dict[str, Any]]) -> dict[str, Any]:
+        return self._request("POST", "/v1/events", json={"Entries": entries}).json()
+
     def trigger(self, trigger_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/triggers/{trigger_id}").json()
 

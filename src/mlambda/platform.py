@@ -166,6 +166,8 @@ class Platform:
             self.backend,
             observer=self.observer,
             base_env={
+                # The store an object trigger reads: a handler's plain boto3 client finds it.
+                **self.triggers.environment(record.name),
                 **dict(self.settings.instance_env),
                 **self.sandboxing.environment(record.spec),
             },
@@ -240,8 +242,8 @@ class Platform:
             await self.triggers.sync(spec.name, triggers)
             return current, False
         record, changed = self.registry.put(stored, digest, time.time())
+        await self.triggers.sync(spec.name, triggers)  # first: instances get their store's env
         await self.router.replace(record)
-        await self.triggers.sync(spec.name, triggers)
         return record, changed
 
     async def redeploy_unchanged(self, spec: FunctionSpec, digest: str) -> FunctionRecord | None:

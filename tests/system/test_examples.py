@@ -59,3 +59,17 @@ def test_iris_example_serves_the_model_file_as_the_readme_shows(server, tmp_path
     bad = server.http("POST", "/v1/functions/iris/invoke", json={"inputs": [[5.1, 3.5]]})
     assert bad.status_code == 400
     assert bad.json()["errorMessage"] == "input 'input': expected shape [-1, 4], got [1, 2]"
+
+
+def test_the_pipeline_example_scores_every_uploaded_file(tmp_path):
+    fraud = ROOT / "examples" / "fraud"
+    if not (fraud / "model.joblib").exists():
+        subprocess.run([sys.executable, str(fraud / "train.py")], check=True, capture_output=True)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pipeline" / "run.py"), "--files", "12",
+         "--rows", "50", "--timeout", "60"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "files scored:        12 of 12" in run.stdout
+    assert "transactions scored: 600" in run.stdout

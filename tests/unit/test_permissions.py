@@ -15,13 +15,14 @@ from mlambda.security.permissions import RULES, function_name, function_ref, nee
 
 # What each scope may do to a function named "fraud" (the OpenAPI walk below fills names in).
 COVERS_FRAUD = {
-    "admin": {"admin", "read", "deploy", "invoke"},
+    "admin": {"admin", "read", "deploy", "invoke", "events"},
     "read": {"read"},
     "deploy": {"deploy"},
     "deploy:fraud*": {"deploy"},
     "invoke": {"invoke"},
     "invoke:fraud*": {"invoke"},
     "invoke:hello": set(),
+    "events": {"events"},
 }
 SCOPES = list(COVERS_FRAUD)
 
@@ -34,6 +35,7 @@ SCOPES = list(COVERS_FRAUD)
         ("invoke", Scope("invoke", "*")),
         ("invoke:fraud*", Scope("invoke", "fraud*")),
         ("deploy:team-[ab]?", Scope("deploy", "team-[ab]?")),
+        ("events", Scope("events")),
     ],
 )
 def test_a_scope_is_an_action_and_an_optional_function_pattern(text, scope):
@@ -43,7 +45,16 @@ def test_a_scope_is_an_action_and_an_optional_function_pattern(text, scope):
 
 @pytest.mark.parametrize(
     "text",
-    ["root", "read:x", "admin:*", "invoke:", "invoke:a b", "invoke:../x", "invoke:" + "a" * 65],
+    [
+        "root",
+        "read:x",
+        "admin:*",
+        "events:x",
+        "invoke:",
+        "invoke:a b",
+        "invoke:../x",
+        "invoke:" + "a" * 65,
+    ],
 )
 def test_a_bad_scope_is_refused_with_what_is_allowed(text):
     with pytest.raises(InvalidRequest, match="scope"):

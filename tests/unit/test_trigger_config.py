@@ -129,14 +129,17 @@ def test_the_issues_example_is_accepted():
 
 QUEUE = {"type": "queue", "source": "mlambda://q"}
 STREAM = {"type": "stream", "source": "nats://h?stream=S"}
+OBJECT = {"type": "object", "source": "s3://photos/in/"}
+SCHEDULE = {"type": "schedule", "schedule": "rate(5 minutes)"}
+RULE = {"type": "rule", "pattern": {"source": ["shop.orders"]}}
 
 
 @pytest.mark.parametrize(
     ("table", "says"),
     [
         ("queue", "must be a table"),
-        ({"source": "mlambda://q"}, "type must be 'queue' or 'stream', got None"),
-        ({"type": "topic", "source": "mlambda://q"}, "type must be 'queue' or 'stream'"),
+        ({"source": "mlambda://q"}, "type must be one of queue, stream, object, schedule, rule"),
+        ({"type": "topic", "source": "mlambda://q"}, "type must be one of queue, stream"),
         ({"type": "queue"}, "source is required"),
         ({**QUEUE, "batchsize": 5}, "unknown field batchsize (did you mean batch_size?)"),
         ({**QUEUE, "batch_size": 0}, "batch_size must be between 1 and 10000, got 0"),
@@ -160,6 +163,29 @@ STREAM = {"type": "stream", "source": "nats://h?stream=S"}
         ({**STREAM, "maximum_record_age_s": 30}, "maximum_record_age_s must be -1 (no limit)"),
         ({**STREAM, "on_failure": "https://example.com"}, "on_failure must be 'mlambda://QUEUE'"),
         ({**STREAM, "on_failure": "mlambda://a/b"}, "a platform queue is mlambda://NAME"),
+        ({"type": "object"}, "source is required"),
+        ({**OBJECT, "events": ["updated"]}, "events must list one or both of created, removed"),
+        ({**OBJECT, "events": []}, "events must list one or both"),
+        ({**OBJECT, "events": ["created", "created"]}, "events names an event twice"),
+        ({**OBJECT, "mode": "push"}, "mode must be 'watch'"),
+        ({**OBJECT, "access_key_id": "AK"}, "access_key_id and secret_access_key go together"),
+        ({**OBJECT, "endpoint_url": "127.0.0.1:9000"}, "endpoint_url must be an http://"),
+        ({**OBJECT, "batch_size": 5}, "batch_size applies to type = 'queue' or 'stream' triggers"),
+        ({**OBJECT, "poll_interval_s": 0}, "poll_interval_s must be between 0.1 and 3600"),
+        ({**OBJECT, "source": "s3://B/in/"}, "s3://BUCKET/PREFIX, BUCKET 3-63 lowercase"),
+        ({**OBJECT, "source": "s3://photos/in/?x=1"}, "takes no query"),
+        ({**OBJECT, "source": "file://drop/"}, "a folder is file:///ABSOLUTE/PATH/"),
+        ({**OBJECT, "source": "file:///srv/drop/", "mode": "notify"}, "a folder (file://) is"),
+        ({**OBJECT, "source": "mlambda://q"}, "mlambda serves type = 'queue' triggers"),
+        ({"type": "schedule"}, "schedule is required (rate(5 minutes) or cron("),
+        ({**SCHEDULE, "schedule": "every 5 minutes"}, "triggers[0].schedule"),
+        ({**SCHEDULE, "timezone": "Mars/Olympus"}, "triggers[0].timezone"),
+        ({**SCHEDULE, "catch_up": "all"}, "catch_up must be 'none'"),
+        ({**SCHEDULE, "source": "mlambda://q"}, "source applies to type = 'queue' or 'stream'"),
+        ({"type": "rule"}, "pattern is required (an EventBridge event pattern)"),
+        ({"type": "rule", "pattern": {}}, "triggers[0].pattern"),
+        ({"type": "rule", "pattern": {"source": "shop"}}, "triggers[0].pattern.source"),
+        ({**RULE, "schedule": "rate(1 minute)"}, "schedule applies to type = 'schedule'"),
     ],
 )
 def test_each_mistake_is_named(table, says):
@@ -176,8 +202,56 @@ def test_each_mistake_is_named(table, says):
         {**STREAM, "on_failure": "function:audit"},
         {**STREAM, "maximum_record_age_s": 60},
         {**QUEUE, "enabled": False, "max_concurrency": 1},
+        {**OBJECT, "suffix": ".jpg", "events": ["created", "removed"], "mode": "notify"},
+        {
+            **OBJECT,
+            "endpoint_url": "http://127.0.0.1:9000",
+            "access_key_id": "a",
+            "secret_access_key": "s",
+            "region": "eu-west-1",
+            "poll_interval_s": 0.5,
+        },
+        {**OBJECT, "source": "file:///srv/drop/"},
+        {
+            **SCHEDULE,
+            "schedule": "cron(0 2 * * ? *)",
+            "timezone": "Europe/Berlin",
+            "input": {"job": "nightly"},
+            "catch_up": "latest",
+        },
+        {**SCHEDULE, "schedule": "rate(10 seconds)"},
+        {
+            "type": "rule",
+            "pattern": {
+                "source": ["shop.orders"],
+                "detail": {"amount": [{"numeric": [">", 1000]}]},
+            },
+        },
     ],
 )
 def test_valid_settings_are_accepted(table):
     spec, _ = parse_trigger(table, WHERE)
     assert spec.type == table["type"]
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [
+        ("s3://photos/in/", "photos", "in/"),
+        ("s3://photos", "photos", ""),
+        ("s3://my.bucket-1/a/b%20c/", "my.bucket-1", "a/b c/"),
+        ("file:///srv/drop/", "/srv/drop", ""),
+        ("file:///", "/", ""),
+    ],
+)
+def test_object_sources_name_a_bucket_and_prefix_or_a_folder(url, bucket, prefix):
+    source = parse_source(url, "object", WHERE)
+    assert (source.name, source.options["prefix"]) == (bucket, prefix)
+
+
+def test_two_schedules_with_the_same_expression_and_other_inputs_are_two_triggers():
+    first, _ = parse_trigger({**SCHEDULE, "input": {"job": "a"}}, WHERE)
+    second, _ = parse_trigger({**SCHEDULE, "input": {"job": "b"}}, WHERE)
+    assert first.identity != second.identity
+    again, _ = parse_trigger({**SCHEDULE, "input": {"job": "a"}, "catch_up": "latest"}, WHERE)
+    assert again.identity == first.identity  # a setting changed: the same trigger

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,3 +171,92 @@ def stream_retry_from(answer: Any, sequences: Sequence[str]) -> int | None:
     except WholeBatch:
         return 0
     return sequences.index(failed[0]) if failed else None
+
+
+# -- S3 event notifications and EventBridge events (object, schedule and rule triggers) -------
+
+S3_EVENT_VERSION = "2.1"
+CREATED, REMOVED = "ObjectCreated:Put", "ObjectRemoved:Delete"
+
+
+def iso_time(seconds: float, millis: bool = True) -> str:
+    """UTC in ISO 8601 with a Z, as S3 (with milliseconds) and EventBridge (without) write it."""
+    whole = int(seconds)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{text}.{int((seconds - whole) * 1000):03d}Z" if millis else f"{text}Z"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectEvent:
+    """An object created or removed, as a watch saw it or a notification said."""
+
+    name: str  # CREATED, REMOVED, or another of S3's (ObjectCreated:Copy...)
+    bucket: str
+    key: str  # as stored (the record carries it URL-encoded)
+    size: int | None  # None for a removal
+    etag: str
+    sequencer: str
+    at: float  # epoch seconds
+
+    @property
+    def kind(self) -> str:
+        return "removed" if self.name.startswith("ObjectRemoved") else "created"
+
+
+def s3_record(event: ObjectEvent, region: str, configuration: str) -> dict[str, Any]:
+    """One record of S3's event notification (``Records[]``), as Lambda receives it."""
+    obj: dict[str, Any] = {"key": urllib.parse.quote_plus(event.key, safe="/")}
+    if event.kind == "created":
+        obj.update(size=event.size, eTag=event.etag)
+    obj["sequencer"] = event.sequencer
+    return {
+        "eventVersion": S3_EVENT_VERSION,
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": iso_time(event.at),
+        "eventName": event.name,
+        "userIdentity": {"principalId": "mlambda"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {
+            "x-amz-request-id": event.sequencer[-16:],
+            "x-amz-id-2": hashlib.sha256(event.sequencer.encode()).hexdigest(),
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": configuration,
+            "bucket": {
+                "name": event.bucket,
+                "ownerIdentity": {"principalId": "mlambda"},
+                "arn": f"arn:aws:s3:::{event.bucket}",
+            },
+            "object": obj,
+        },
+    }
+
+
+def bus_event(
+    source: str,
+    detail_type: str,
+    detail: Any,
+    *,
+    id: str,
+    at: float,
+    region: str,
+    resources: Sequence[str] = (),
+) -> dict[str, Any]:
+    """An EventBridge event: what a rule matches, and what its function receives."""
+    return {
+        "version": "0",
+        "id": id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": iso_time(at, millis=False),
+        "region": region,
+        "resources": list(resources),
+        "detail": detail,
+    }
+
+
+def schedule_arn(region: str, function: str, trigger: str) -> str:
+    return f"arn:aws:events:{region}:{ACCOUNT}:rule/{function}-{trigger[:8]}"

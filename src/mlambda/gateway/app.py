@@ -18,6 +18,7 @@ from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
     concurrency,
+    events,
     functions,
     invocations,
     invoke,
@@ -93,6 +94,8 @@ def routes() -> list[Route]:
         *oip.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", sqs.sqs, methods=["POST"]),
+        Route("/v1/events", events.put_events, methods=["POST"]),
+        Route("/v1/events/s3", events.s3_notification, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/functions", functions.list_functions, methods=["GET"]),

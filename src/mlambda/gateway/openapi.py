@@ -358,7 +358,7 @@ def document() -> dict[str, Any]:
         queue_paths,
     )
     from mlambda.gateway.openapi_lambda import lambda_paths
-    from mlambda.gateway.openapi_triggers import sqs_paths, trigger_paths
+    from mlambda.gateway.openapi_triggers import event_paths, sqs_paths, trigger_paths
     from mlambda.gateway.openapi_versions import version_paths
 
     text_200 = {"200": {"description": "Text", "content": {"text/plain": {}}}}
@@ -391,6 +391,7 @@ def document() -> dict[str, Any]:
             **queue_paths(),
             **trigger_paths(),
             **sqs_paths(),
+            **event_paths(),
             **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),

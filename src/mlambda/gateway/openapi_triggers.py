@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlambda.events.triggers.config import STARTING_POSITIONS
+from mlambda.events.triggers.config import (
+    CATCH_UP,
+    OBJECT_EVENTS,
+    OBJECT_MODES,
+    STARTING_POSITIONS,
+    TYPES,
+)
 from mlambda.gateway.openapi import AWS_ERROR, NAME, OBJECT, _errors, _json, _param
 
 SETTINGS = {
     "type": "object",
-    "required": ["type", "source"],
+    "required": ["type"],
     "properties": {
-        "type": {"type": "string", "enum": ["queue", "stream"]},
+        "type": {"type": "string", "enum": list(TYPES)},
         "source": {
             "type": "string",
-            "description": "amqp://, redis://, nats://, mqtt://, mlambda://",
+            "description": "amqp://, redis://, nats://, mqtt://, mlambda:// (queue, stream); "
+            "s3://, file:// (object)",
         },
         "enabled": {"type": "boolean"},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000},
@@ -30,12 +37,29 @@ SETTINGS = {
         "maximum_retry_attempts": {"type": "integer", "minimum": -1, "maximum": 10000},
         "maximum_record_age_s": {"type": "integer", "minimum": -1, "maximum": 604800},
         "on_failure": {"type": "string"},
+        "suffix": {"type": "string"},
+        "events": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(OBJECT_EVENTS)},
+            "minItems": 1,
+        },
+        "mode": {"type": "string", "enum": list(OBJECT_MODES)},
+        "endpoint_url": {"type": "string"},
+        "region": {"type": "string"},
+        "access_key_id": {"type": "string"},
+        "secret_access_key": {"type": "string"},
+        "poll_interval_s": {"type": "number", "minimum": 0.1, "maximum": 3600},
+        "schedule": {"type": "string", "description": "rate(5 minutes), cron(0 2 * * ? *)"},
+        "timezone": {"type": "string"},
+        "input": {},
+        "catch_up": {"type": "string", "enum": list(CATCH_UP)},
+        "pattern": {"type": "object", "description": "An EventBridge event pattern"},
     },
     "additionalProperties": False,
 }
 TRIGGER = {
     "type": "object",
-    "required": ["id", "function", "origin", "type", "source", "enabled", "status"],
+    "required": ["id", "function", "origin", "type", "enabled", "status"],
     "properties": {"status": OBJECT},
     "description": "A trigger's settings (its source's password shown as ***) and its state",
 }
@@ -52,6 +76,7 @@ SQS_ERROR = {
 
 def sqs_paths() -> dict[str, Any]:
     """The SQS JSON protocol on the platform's queues (gateway/sqs.py)."""
+    from mlambda.gateway.events import CONTENT_TYPE as EVENTS_TYPE
     from mlambda.gateway.sqs import CONTENT_TYPE, OPERATIONS, TARGET
 
     answer = {"schema": OBJECT}
@@ -64,25 +89,31 @@ def sqs_paths() -> dict[str, Any]:
     ):
         responses[code] = {
             "description": text,
-            "content": {CONTENT_TYPE: refusal, **responses.get(code, {}).get("content", {})},
+            "content": {
+                CONTENT_TYPE: refusal,
+                EVENTS_TYPE: refusal,
+                **responses.get(code, {}).get("content", {}),
+            },
         }
     return {
         "/": {
             "post": {
-                "description": "SQS's JSON protocol: " + ", ".join(OPERATIONS),
+                "description": "SQS's JSON protocol: "
+                + ", ".join(OPERATIONS)
+                + "; EventBridge's PutEvents (X-Amz-Target: AWSEvents.PutEvents)",
                 "parameters": [
                     _param(
                         "X-Amz-Target",
                         "header",
                         type="string",
-                        enum=[TARGET + name for name in OPERATIONS],
+                        enum=[TARGET + name for name in OPERATIONS] + ["AWSEvents.PutEvents"],
                     )
                 ],
                 "requestBody": {"content": {CONTENT_TYPE: {"schema": OBJECT}}},
                 "responses": {
                     "200": {
                         "description": "The operation's answer",
-                        "content": {CONTENT_TYPE: answer},
+                        "content": {CONTENT_TYPE: answer, EVENTS_TYPE: answer},
                     },
                     **responses,
                 },
@@ -105,7 +136,8 @@ def trigger_paths() -> dict[str, Any]:
                 "responses": {"200": _json(LISTING, "The function's triggers"), **_errors(404)}
             },
             "post": {
-                "description": "Feed the function from a queue or a stream",
+                "description": "Feed the function from a queue, a stream, a bucket or folder, "
+                "a schedule or the event bus",
                 "requestBody": {"content": {"application/json": {"schema": SETTINGS}}},
                 "responses": {"201": _json(TRIGGER, "Added"), **_errors(400, 404, 413)},
             },
@@ -122,4 +154,61 @@ def trigger_paths() -> dict[str, Any]:
         },
         "/v1/triggers/{id}/enable": switch("Enabled: consuming"),
         "/v1/triggers/{id}/disable": switch("Disabled: messages wait at the broker"),
+    }
+
+
+ENTRY = {
+    "type": "object",
+    "properties": {
+        "Source": {"type": "string"},
+        "DetailType": {"type": "string"},
+        "Detail": {"type": "string", "description": "A JSON object, as text"},
+        "Time": {"type": ["string", "number"]},
+        "Resources": {"type": "array", "items": {"type": "string"}},
+        "EventBusName": {"type": "string"},
+    },
+}
+PUT_EVENTS = {
+    "type": "object",
+    "required": ["Entries"],
+    "properties": {"Entries": {"type": "array", "items": ENTRY, "minItems": 1, "maxItems": 10}},
+}
+PUT_ANSWER = {
+    "type": "object",
+    "required": ["FailedEntryCount", "Entries"],
+    "properties": {
+        "FailedEntryCount": {"type": "integer"},
+        "Entries": {"type": "array", "items": OBJECT},
+    },
+}
+NOTIFIED = {
+    "type": "object",
+    "required": ["records", "invocations"],
+    "properties": {"records": {"type": "integer"}, "invocations": {"type": "array"}},
+}
+
+
+def event_paths() -> dict[str, Any]:
+    """The event bus and S3 notifications (gateway/events.py)."""
+    return {
+        "/v1/events": {
+            "post": {
+                "description": "PutEvents: each entry matched against rule triggers and queued",
+                "requestBody": {"content": {"application/json": {"schema": PUT_EVENTS}}},
+                "responses": {
+                    "200": _json(PUT_ANSWER, "Each entry's EventId or error"),
+                    **_errors(400, 413),
+                },
+            }
+        },
+        "/v1/events/s3": {
+            "post": {
+                "description": "An S3 event notification, for object triggers with mode = notify",
+                "requestBody": {"content": {"application/json": {"schema": OBJECT}}},
+                "responses": {
+                    "200": _json(NOTIFIED, "The invocations queued"),
+                    **_errors(400, 413),
+                },
+            }
+        },
     }

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from mlambda.errors import Forbidden, MlambdaError, NotFound, PayloadTooLarge, Unauthorized
 from mlambda.events.queues import MAX_MESSAGES, MAX_VISIBILITY_S, PlatformQueues, check_name
 from mlambda.events.shapes import queue_arn
+from mlambda.gateway import events
 from mlambda.gateway.auth import require
 from mlambda.gateway.body import read_object
 from mlambda.runtime.context import ACCOUNT
@@ -286,6 +287,8 @@ OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
 
 async def sqs(request: Request) -> Response:
     target = request.headers.get("x-amz-target", "")
+    if target.startswith(events.TARGET):  # EventBridge's protocol shares the address
+        return await events.aws_events(request)
     operation = OPERATIONS.get(target.removeprefix(TARGET)) if target.startswith(TARGET) else None
     if operation is None:
         known = ", ".join(OPERATIONS)

@@ -86,6 +86,8 @@ class Registry:
             mine = sa.select(triggers.c.id).where(triggers.c.function == name)
             checkpoints = tables.trigger_checkpoints
             conn.execute(checkpoints.delete().where(checkpoints.c.trigger.in_(mine)))
+            seen = tables.objects_seen
+            conn.execute(seen.delete().where(seen.c.trigger.in_(mine)))
             conn.execute(triggers.delete().where(triggers.c.function == name))
         return _record(row._mapping)
 

@@ -113,6 +113,18 @@ trigger_checkpoints = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# What an object trigger that watches has seen: one row per object (key) as last listed, with
+# the ETag that names its content and the stamp (size, modification time) that says whether a
+# file must be read again to know it. A restart compares a listing with these rows.
+objects_seen = sa.Table(
+    "objects_seen",
+    metadata,
+    sa.Column("trigger", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(1024), primary_key=True),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("stamp", sa.String(80), nullable=False),
+)
+
 # The platform's queues made by name (SQS's CreateQueue): such a queue exists while empty. A
 # queue that holds messages exists too, made or not (a destination's first send makes it).
 platform_queues = sa.Table(

@@ -1,8 +1,9 @@
 """API keys with scopes (least privilege): what a key may do, and where keys are kept.
 
 A scope is ``admin`` (everything), ``read`` (list, show, logs, metrics), ``deploy[:PATTERN]``
-(deploy and remove the functions whose names match) or ``invoke[:PATTERN]``; a pattern is a
-shell-style glob (``fraud*``), absent meaning every function. The admin key in
+(deploy and remove the functions whose names match), ``invoke[:PATTERN]`` or ``events`` (put
+events on the bus and post S3 notifications: what feeds rule and object triggers); a pattern
+is a shell-style glob (``fraud*``), absent meaning every function. The admin key in
 ``<data dir>/admin.key`` holds ``admin``; ``mlambda keys create`` makes the others.
 
 A key is shown once, as ``mlk_<id>_<secret>``: the id (20 characters, ``MLK...``) is public and
@@ -29,7 +30,7 @@ from mlambda.errors import InvalidRequest, NotFound, Unauthorized
 from mlambda.security.crypto import Envelope
 from mlambda.security.ratelimit import Rate
 
-ACTIONS = ("admin", "deploy", "invoke", "read")
+ACTIONS = ("admin", "deploy", "invoke", "read", "events")
 TOKEN_PREFIX = "mlk_"
 ID_PREFIX = "MLK"
 ID_LENGTH = 20
@@ -48,9 +49,10 @@ class Scope:
         action, sep, pattern = text.strip().partition(":")
         if action not in ACTIONS:
             raise InvalidRequest(
-                f"scope {text!r}: must be one of admin, read, deploy[:PATTERN], invoke[:PATTERN]"
+                f"scope {text!r}: must be one of admin, read, deploy[:PATTERN], "
+                "invoke[:PATTERN], events"
             )
-        if sep and action in ("admin", "read"):
+        if sep and action in ("admin", "read", "events"):
             raise InvalidRequest(f"scope {text!r}: {action} takes no function pattern")
         if sep and not _PATTERN.fullmatch(pattern):
             raise InvalidRequest(

@@ -80,6 +80,8 @@ RULES = (
     # The SQS JSON protocol: the operation is in a header, the queue in the body; any key may
     # call, and the route asks read or invoke of the queue it names (gateway/sqs.py).
     Rule("POST", "/", ANY_ACTION, named_in_body=True),
+    Rule("POST", "/v1/events", "events"),
+    Rule("POST", "/v1/events/s3", "events"),
     Rule("POST", "/v1/queues/{name}/messages", "invoke"),
     Rule("POST", "/v1/queues/{name}/messages/receive", "invoke"),
     Rule("DELETE", "/v1/queues/{name}/messages/{receipt}", "invoke"),

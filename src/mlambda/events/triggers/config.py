@@ -4,7 +4,10 @@ Lambda's event source mapping as the model (checked when given; pure).
 ``type = "queue"``: at-least-once and unordered, SQS's semantics (a batch, partial failures,
 a dead letter after ``max_receive_count`` deliveries). ``type = "stream"``: in order per
 partition key, Kinesis's (a starting position, bisect on error, retries and a record age, an
-``on_failure`` destination).
+``on_failure`` destination). ``type = "object"`` (objects created or removed in a bucket or a
+folder), ``type = "schedule"`` (EventBridge's rate and cron) and ``type = "rule"`` (an
+EventBridge event pattern over the platform's event bus) each turn an event into one
+asynchronous invocation, with its retries, destinations and dead letters.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ from typing import Any
 import msgspec
 
 from mlambda.errors import InvalidSpec
-from mlambda.events.triggers.sources import QUEUE, STREAM, Source, parse_source
+from mlambda.events import cron, patterns
+from mlambda.events.triggers.sources import OBJECT, QUEUE, STREAM, Source, parse_source
 
+SCHEDULE, RULE = "schedule", "rule"
+TYPES = (QUEUE, STREAM, OBJECT, SCHEDULE, RULE)
 STARTING_POSITIONS = ("latest", "trim_horizon", "at_timestamp")
 DESTINATION_HINT = "'mlambda://QUEUE' or 'function:NAME'"
+OBJECT_EVENTS = ("created", "removed")
+OBJECT_MODES = ("watch", "notify")
+CATCH_UP = ("none", "latest")
 
 
 class TriggerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     type: str
-    source: str
+    source: str = ""
     enabled: bool = True
     batch_size: int | None = None  # queue: 10, stream: 100 (Lambda's defaults)
     max_batching_window_s: float = 0.0
@@ -40,6 +49,33 @@ class TriggerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     maximum_retry_attempts: int = -1  # -1: until the record is older than maximum_record_age_s
     maximum_record_age_s: int = -1  # -1: no limit
     on_failure: str = ""
+    # object only
+    suffix: str = ""
+    events: tuple[str, ...] = ("created",)
+    mode: str = "watch"
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""  # sealed with the source; shown as ***
+    poll_interval_s: float | None = None  # a bucket's listing: 5 s; a folder without inotify: 1 s
+    # schedule only
+    schedule: str = ""
+    timezone: str = "UTC"
+    input: Any = None  # replaces the Scheduled Event as the payload
+    catch_up: str = "none"
+    # rule only
+    pattern: dict[str, Any] | None = None
+
+    @property
+    def identity(self) -> str:
+        """What names the trigger among its function's [[triggers]]: a deploy that keeps it
+        keeps its id (and its checkpoint)."""
+        if self.type == SCHEDULE:
+            given = msgspec.json.encode(self.input).decode()
+            return f"{self.type}:{self.schedule}:{self.timezone}:{given}"
+        if self.type == RULE:
+            return f"{self.type}:{msgspec.json.encode(self.pattern, order='sorted').decode()}"
+        return f"{self.type}:{self.source}"
 
     @property
     def size(self) -> int:
@@ -53,9 +89,12 @@ class TriggerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return 5 if self.dead_letter else None
 
 
-ONLY = {
-    QUEUE: ("max_receive_count", "dead_letter", "max_concurrency"),
+BATCHES = ("source", "batch_size", "max_batching_window_s", "report_batch_item_failures")
+# The settings each type takes (besides type and enabled).
+FIELDS: dict[str, tuple[str, ...]] = {
+    QUEUE: (*BATCHES, "max_receive_count", "dead_letter", "max_concurrency"),
     STREAM: (
+        *BATCHES,
         "starting_position",
         "starting_position_timestamp",
         "parallelization_factor",
@@ -64,6 +103,31 @@ ONLY = {
         "maximum_record_age_s",
         "on_failure",
     ),
+    OBJECT: (
+        "source",
+        "suffix",
+        "events",
+        "mode",
+        "endpoint_url",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+        "poll_interval_s",
+    ),
+    SCHEDULE: ("schedule", "timezone", "input", "catch_up"),
+    RULE: ("pattern",),
+}
+REQUIRED = {
+    QUEUE: "source",
+    STREAM: "source",
+    OBJECT: "source",
+    SCHEDULE: "schedule",
+    RULE: "pattern",
+}
+WHAT_IS_REQUIRED = {
+    "source": "the queue, stream, bucket or folder's URL",
+    "schedule": "rate(5 minutes) or cron(0 2 * * ? *)",
+    "pattern": "an EventBridge event pattern",
 }
 RANGES: dict[str, tuple[float, float]] = {
     "batch_size": (1, 10000),
@@ -72,6 +136,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_concurrency": (1, 1000),
     "parallelization_factor": (1, 10),
     "maximum_retry_attempts": (-1, 10000),
+    "poll_interval_s": (0.1, 3600),
 }
 
 
@@ -86,20 +151,33 @@ def parse_trigger(table: Any, where: str) -> tuple[TriggerSpec, Source]:
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise InvalidSpec(f"{where}: unknown field {key}{hint}")
     kind = table.get("type")
-    if kind not in (QUEUE, STREAM):
-        raise InvalidSpec(f"{where}.type must be 'queue' or 'stream', got {kind!r}")
-    other = STREAM if kind == QUEUE else QUEUE
-    for key in ONLY[other]:
-        if key in table:
-            raise InvalidSpec(f"{where}.{key} applies to type = {other!r} triggers only")
-    if "source" not in table:
-        raise InvalidSpec(f"{where}.source is required (the queue or stream's URL)")
+    if kind not in TYPES:
+        raise InvalidSpec(f"{where}.type must be one of {', '.join(TYPES)}, got {kind!r}")
+    for key in table:
+        if key not in ("type", "enabled", *FIELDS[kind]):
+            takers = " or ".join(repr(t) for t in TYPES if key in FIELDS[t])
+            raise InvalidSpec(
+                f"{where}.{key} applies to type = {takers} triggers only, not {kind!r}"
+            )
+    required = REQUIRED[kind]
+    if required not in table:
+        raise InvalidSpec(f"{where}.{required} is required ({WHAT_IS_REQUIRED[required]})")
     try:
         spec = msgspec.convert(table, TriggerSpec)
     except msgspec.ValidationError as exc:
         raise InvalidSpec(f"{where}: {_field(str(exc))}") from None
+    _check_ranges(spec, where)
+    if kind == SCHEDULE:
+        _check_schedule(spec, where)
+        return spec, Source("", SCHEDULE, "", {})
+    if kind == RULE:
+        patterns.check_pattern(spec.pattern, where=f"{where}.pattern")
+        return spec, Source("", RULE, "", {})
     source = parse_source(spec.source, kind, where)
-    _check(spec, where)
+    if kind == OBJECT:
+        _check_object(spec, source, where)
+    else:
+        _check(spec, where)
     return spec, source
 
 
@@ -109,13 +187,53 @@ def _field(message: str) -> str:
     return f"{path.rstrip('`')}: {text[0].lower()}{text[1:]}".replace("`", "") if path else text
 
 
-def _check(spec: TriggerSpec, where: str) -> None:
+def _check_ranges(spec: TriggerSpec, where: str) -> None:
     for field, (low, high) in RANGES.items():
         value = getattr(spec, field)
         if value is not None and not low <= value <= high:
             raise InvalidSpec(
                 f"{where}.{field} must be between {low:g} and {high:g}, got {value!r}"
             )
+
+
+def _check_schedule(spec: TriggerSpec, where: str) -> None:
+    cron.parse_schedule(spec.schedule, where=f"{where}.schedule")
+    cron.check_timezone(spec.timezone, where=f"{where}.timezone")
+    if spec.catch_up not in CATCH_UP:
+        raise InvalidSpec(
+            f"{where}.catch_up must be 'none' (skip fires missed while the platform was down) "
+            f"or 'latest' (run the last one missed), got {spec.catch_up!r}"
+        )
+
+
+def _check_object(spec: TriggerSpec, source: Source, where: str) -> None:
+    if not spec.events or any(e not in OBJECT_EVENTS for e in spec.events):
+        raise InvalidSpec(
+            f"{where}.events must list one or both of created, removed, got {list(spec.events)!r}"
+        )
+    if len(set(spec.events)) != len(spec.events):
+        raise InvalidSpec(f"{where}.events names an event twice: {list(spec.events)!r}")
+    if spec.mode not in OBJECT_MODES:
+        raise InvalidSpec(
+            f"{where}.mode must be 'watch' (the platform lists the bucket or watches the "
+            f"folder) or 'notify' (POST /v1/events/s3 only), got {spec.mode!r}"
+        )
+    if source.broker == "file" and (
+        spec.mode == "notify" or spec.endpoint_url or spec.access_key_id or spec.region
+    ):
+        raise InvalidSpec(
+            f"{where}: a folder (file://) is watched: mode = 'notify', endpoint_url, region "
+            "and credentials are for s3:// sources"
+        )
+    if bool(spec.access_key_id) != bool(spec.secret_access_key):
+        raise InvalidSpec(f"{where}: access_key_id and secret_access_key go together")
+    if spec.endpoint_url and not spec.endpoint_url.startswith(("http://", "https://")):
+        raise InvalidSpec(
+            f"{where}.endpoint_url must be an http:// or https:// URL, got {spec.endpoint_url!r}"
+        )
+
+
+def _check(spec: TriggerSpec, where: str) -> None:
     if spec.type == QUEUE:
         if spec.max_receive_count is not None and not spec.dead_letter:
             raise InvalidSpec(
@@ -160,9 +278,9 @@ def parse_triggers(tables: Any, source: str) -> list[tuple[TriggerSpec, Source]]
     if not isinstance(tables, list):
         raise InvalidSpec(f"{source}: triggers must be [[triggers]] tables, one per trigger")
     parsed = [parse_trigger(table, f"{source}: triggers[{i}]") for i, table in enumerate(tables)]
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     for i, (spec, _) in enumerate(parsed):
-        if (spec.type, spec.source) in seen:
-            raise InvalidSpec(f"{source}: triggers[{i}] repeats an earlier trigger's source")
-        seen.add((spec.type, spec.source))
+        if spec.identity in seen:
+            raise InvalidSpec(f"{source}: triggers[{i}] repeats an earlier trigger")
+        seen.add(spec.identity)
     return parsed

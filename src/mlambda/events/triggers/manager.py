@@ -1,6 +1,8 @@
-"""The triggers of every function, running: one task per enabled trigger, started with the
-platform, changed by deploys ([[triggers]]) and by the API, stopped when disabled, deleted or
-when their function is removed."""
+"""The triggers of every function, running: one task per enabled trigger that reads something
+(a queue, a stream, a bucket or folder it watches, a schedule), started with the platform,
+changed by deploys ([[triggers]]) and by the API, stopped when disabled, deleted or when their
+function is removed. Rule triggers and object triggers with ``mode = "notify"`` run no task:
+the event bus and the S3 notification route ask for them (``rules``, ``notified``)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,24 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from mlambda.events import bus
 from mlambda.events.queues import PlatformQueues
+from mlambda.events.triggers import notifications
 from mlambda.events.triggers.broker import QueueBroker
-from mlambda.events.triggers.config import TriggerSpec
+from mlambda.events.triggers.config import RULE, SCHEDULE, TriggerSpec
+from mlambda.events.triggers.listing import BucketLister, FolderLister
+from mlambda.events.triggers.objects import ObjectTrigger
 from mlambda.events.triggers.queue import QueueTrigger
-from mlambda.events.triggers.sources import STREAM
-from mlambda.events.triggers.state import DISABLED, STOPPED, TriggerMetrics, TriggerState
+from mlambda.events.triggers.schedule import ScheduleTrigger
+from mlambda.events.triggers.seen import SeenObjects
+from mlambda.events.triggers.sources import OBJECT, STREAM
+from mlambda.events.triggers.state import (
+    DISABLED,
+    RUNNING,
+    STOPPED,
+    TriggerMetrics,
+    TriggerState,
+)
 from mlambda.events.triggers.store import API, Trigger, TriggerStore
 from mlambda.events.triggers.stream import StreamTrigger
 from mlambda.events.triggers.stream_broker import StreamReader
@@ -54,6 +68,7 @@ class Triggers:
         self.region = region
         self._accept = accept  # an asynchronous invocation (on_failure = "function:NAME")
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._listening: dict[str, Trigger] = {}  # rules and notified object triggers, running
         self._states: dict[str, TriggerState] = {}
         self._started = False
 
@@ -70,8 +85,10 @@ class Triggers:
     # -- what deploys and the API do ---------------------------------------------------------
 
     async def sync(self, function: str, specs: Sequence[TriggerSpec]) -> None:
-        """A deploy's [[triggers]] become the function's config triggers."""
-        if self.store.sync(function, specs):
+        """A deploy's [[triggers]] become the function's config triggers (and run here, when
+        another gateway on the registry made them)."""
+        changed = self.store.sync(function, specs)
+        if changed or any(t.id not in self._states for t in self.store.list(function)):
             await self.restart(function)
 
     async def create(self, function: str, spec: TriggerSpec) -> Trigger:
@@ -111,6 +128,31 @@ class Triggers:
             self._states.pop(id, None)
             self.metrics.forget(function, id)
 
+    # -- what the event bus and the S3 notification route ask ------------------------------
+
+    async def put_events(self, body: Any) -> dict[str, Any]:
+        rules = [t for t in self._listening.values() if t.spec.type == RULE]
+        return await bus.put_events(body, rules, self._accept, self.region)
+
+    async def notify(self, body: Any) -> dict[str, Any]:
+        notified = [t for t in self._listening.values() if t.spec.type == OBJECT]
+        return await notifications.notify(body, notified, self._accept, self.region)
+
+    def environment(self, function: str) -> dict[str, str]:
+        """What a function's instances are given to read the store its object trigger names
+        with plain boto3 (the first s3:// trigger that names an endpoint or credentials)."""
+        for trigger in self.store.list(function):
+            spec = trigger.spec
+            if spec.type != OBJECT or trigger.source.broker != "s3":
+                continue
+            env = {"AWS_ENDPOINT_URL_S3": spec.endpoint_url} if spec.endpoint_url else {}
+            if spec.access_key_id:
+                env["AWS_ACCESS_KEY_ID"] = spec.access_key_id
+                env["AWS_SECRET_ACCESS_KEY"] = spec.secret_access_key
+            if env:
+                return env
+        return {}
+
     def view(self, trigger: Trigger) -> dict[str, Any]:
         state = self._states.get(trigger.id)
         shown = (
@@ -129,14 +171,36 @@ class Triggers:
             return
         try:
             record = self._lookup(trigger.function)
-            broker = self._broker(trigger, record)
+            runner = self._runner(trigger, record, state)
         except Exception as exc:
             state.state = STOPPED
             state.failed(f"{type(exc).__name__}: {exc}")
             return
-        runner: QueueTrigger | StreamTrigger
+        if runner is None:  # fed by a route: running while it is listed
+            self._listening[trigger.id] = trigger
+            state.state = RUNNING
+            return
+        task = asyncio.get_running_loop().create_task(runner.run())
+        self._tasks[trigger.id] = task
+
+    def _runner(
+        self, trigger: Trigger, record: FunctionRecord, state: TriggerState
+    ) -> QueueTrigger | StreamTrigger | ObjectTrigger | ScheduleTrigger | None:
+        spec = trigger.spec
+        if spec.type == RULE or (spec.type == OBJECT and spec.mode == "notify"):
+            return None
+        if spec.type == SCHEDULE:
+            return ScheduleTrigger(trigger, self.store, self._accept, state, region=self.region)
+        if spec.type == OBJECT:
+            source = trigger.source
+            lister = (
+                BucketLister(spec, source) if source.broker == "s3" else FolderLister(spec, source)
+            )
+            seen = SeenObjects(self.store.engine, trigger.id)
+            return ObjectTrigger(trigger, lister, seen, self._accept, state, region=self.region)
+        broker = self._broker(trigger, record)
         if isinstance(broker, StreamReader):
-            runner = StreamTrigger(
+            return StreamTrigger(
                 trigger,
                 broker,
                 self._invoke,
@@ -145,20 +209,18 @@ class Triggers:
                 state,
                 region=self.region,
             )
-        else:
-            runner = QueueTrigger(
-                trigger,
-                broker,
-                self._invoke,
-                self.queues.send,
-                state,
-                max_concurrency=trigger.spec.max_concurrency or record.spec.max_instances,
-                region=self.region,
-            )
-        task = asyncio.get_running_loop().create_task(runner.run())
-        self._tasks[trigger.id] = task
+        return QueueTrigger(
+            trigger,
+            broker,
+            self._invoke,
+            self.queues.send,
+            state,
+            max_concurrency=trigger.spec.max_concurrency or record.spec.max_instances,
+            region=self.region,
+        )
 
     async def _halt(self, id: str) -> None:
+        self._listening.pop(id, None)
         task = self._tasks.pop(id, None)
         if task is not None:
             task.cancel()

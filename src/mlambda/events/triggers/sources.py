@@ -6,6 +6,8 @@
     nats://HOST:4222?stream=ORDERS&subject=orders.>               NATS JetStream
     mqtt://HOST:1883?topic=t/+                                    MQTT (Mosquitto), a topic filter
     mlambda://orders                                              the platform's own queue
+    s3://BUCKET/PREFIX/                                           an S3-compatible bucket (object)
+    file:///srv/drop/                                             a local folder (object)
 
 Credentials in the URL are the user's secret: ``redacted`` is what logs, the API and the CLI
 show.
@@ -19,7 +21,7 @@ import urllib.parse
 
 from mlambda.errors import InvalidSpec
 
-QUEUE, STREAM = "queue", "stream"
+QUEUE, STREAM, OBJECT = "queue", "stream", "object"
 # scheme: (broker, the query parameters it needs, those it may take, the trigger types it serves)
 SCHEMES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "amqp": ("rabbitmq", ("queue",), (), (QUEUE,)),
@@ -29,6 +31,8 @@ SCHEMES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     "nats": ("nats", ("stream",), ("subject",), (QUEUE, STREAM)),
     "mqtt": ("mqtt", ("topic",), (), (QUEUE,)),
     "mlambda": ("mlambda", (), (), (QUEUE,)),
+    "s3": ("s3", (), (), (OBJECT,)),
+    "file": ("file", (), (), (OBJECT,)),
 }
 PLATFORM_QUEUE = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
@@ -36,9 +40,9 @@ PLATFORM_QUEUE = re.compile(r"[A-Za-z0-9_-]{1,80}")
 @dataclasses.dataclass(frozen=True)
 class Source:
     url: str  # as the user gave it (credentials included: never logged)
-    broker: str  # rabbitmq, redis, nats, mqtt, mlambda
-    name: str  # the queue, stream or topic filter
-    options: dict[str, str]  # the other query parameters it names (group, subject)
+    broker: str  # rabbitmq, redis, nats, mqtt, mlambda, s3, file
+    name: str  # the queue, stream or topic filter; the bucket; the folder
+    options: dict[str, str]  # the other query parameters it names (group, subject); prefix
 
     @property
     def redacted(self) -> str:
@@ -84,6 +88,8 @@ def parse_source(url: str, kind: str, where: str) -> Source:
                 "letters, digits, '-' or '_'"
             )
         return Source(url, broker, name, {})
+    if broker in ("s3", "file"):
+        return _object_source(url, parts, broker, f"{where}.source {shown!r}")
     if not parts.hostname:
         raise InvalidSpec(f"{where}.source {shown!r}: the URL names no host")
     try:
@@ -107,3 +113,23 @@ def parse_source(url: str, kind: str, where: str) -> Source:
             raise InvalidSpec(f"{where}.source {shown!r}: names no {key} (?{key}=NAME)")
     options = {key: values[0] for key, values in query.items() if key not in required}
     return Source(url, broker, query[required[0]][0], options)
+
+
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _object_source(url: str, parts: urllib.parse.SplitResult, broker: str, where: str) -> Source:
+    """s3://BUCKET/PREFIX (the prefix may be empty) or file:///FOLDER/ (absolute)."""
+    if parts.query or parts.fragment:
+        raise InvalidSpec(f"{where}: takes no query (filters are the trigger's suffix and events)")
+    if broker == "s3":
+        if not BUCKET.fullmatch(parts.netloc):
+            raise InvalidSpec(
+                f"{where}: s3://BUCKET/PREFIX, BUCKET 3-63 lowercase letters, digits, '.' or '-'"
+            )
+        prefix = urllib.parse.unquote(parts.path.lstrip("/"))
+        return Source(url, broker, parts.netloc, {"prefix": prefix})
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise InvalidSpec(f"{where}: a folder is file:///ABSOLUTE/PATH/")
+    folder = urllib.parse.unquote(parts.path).rstrip("/") or "/"
+    return Source(url, broker, folder, {"prefix": ""})

@@ -9,6 +9,7 @@ function removes its triggers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -19,13 +20,21 @@ import msgspec
 import sqlalchemy as sa
 
 from mlambda.errors import NotFound
-from mlambda.events.triggers.config import TriggerSpec
+from mlambda.events.triggers.config import FIELDS, TriggerSpec
 from mlambda.events.triggers.sources import Source, parse_source, redact
+from mlambda.registry.tables import objects_seen
 from mlambda.registry.tables import trigger_checkpoints as checkpoints
 from mlambda.registry.tables import triggers as table
 from mlambda.security.crypto import Envelope
 
 CONFIG, API = "config", "api"
+# A schedule's checkpoint is its last fire, fixed-width so that text order is time order; a
+# claimed fire not yet queued carries this mark.
+PENDING = "/pending"
+
+
+def _fire(at: float) -> str:
+    return f"{at:017.3f}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +52,11 @@ class Trigger:
         return parse_source(self.spec.source, self.spec.type, f"trigger {self.id}")
 
     def to_dict(self) -> dict[str, Any]:
-        settings = msgspec.to_builtins(self.spec)
-        settings.update(
-            source=redact(self.spec.source),
-            enabled=self.enabled,
-            batch_size=self.spec.size,
-        )
+        every = _shown(self.spec)
+        settings = {k: every[k] for k in ("type", *FIELDS[self.spec.type]) if k in every}
+        settings["enabled"] = self.enabled
+        if "batch_size" in settings:
+            settings["batch_size"] = self.spec.size
         if self.spec.type == "queue":
             settings["max_receive_count"] = self.spec.receive_limit
         return {
@@ -62,7 +70,29 @@ class Trigger:
 
 
 def _shown(spec: TriggerSpec) -> dict[str, Any]:
-    return msgspec.to_builtins(msgspec.structs.replace(spec, source=redact(spec.source)))
+    secret = "***" if spec.secret_access_key else ""
+    hidden = msgspec.structs.replace(spec, source=redact(spec.source), secret_access_key=secret)
+    return msgspec.to_builtins(hidden)
+
+
+def _forget(conn: sa.Connection, id: str) -> None:
+    conn.execute(table.delete().where(table.c.id == id))
+    conn.execute(checkpoints.delete().where(checkpoints.c.trigger == id))
+    conn.execute(objects_seen.delete().where(objects_seen.c.trigger == id))
+
+
+def _sealed(spec: TriggerSpec) -> bytes:
+    """What is sealed: the source URL, with an object trigger's secret key beside it."""
+    if not spec.secret_access_key:
+        return spec.source.encode()
+    return msgspec.json.encode({"source": spec.source, "secret_access_key": spec.secret_access_key})
+
+
+def _opened(plain: bytes) -> dict[str, str]:
+    # A URL never starts with "{": a JSON object is a source with a secret beside it.
+    if plain.startswith(b"{"):
+        return msgspec.json.decode(plain, type=dict[str, str])
+    return {"source": plain.decode()}
 
 
 class TriggerStore:
@@ -104,21 +134,18 @@ class TriggerStore:
     def delete(self, id: str) -> Trigger:
         trigger = self.get(id)
         with self.engine.begin() as conn:
-            conn.execute(table.delete().where(table.c.id == id))
-            conn.execute(checkpoints.delete().where(checkpoints.c.trigger == id))
+            _forget(conn, id)
         return trigger
 
     def sync(self, function: str, specs: Sequence[TriggerSpec]) -> bool:
         """Make the function's config triggers ``specs`` (a deploy's [[triggers]]); whether
         any was added, changed or removed."""
         now = time.time()
-        current = {
-            (t.spec.type, t.spec.source): t for t in self.list(function) if t.origin == CONFIG
-        }
+        current = {t.spec.identity: t for t in self.list(function) if t.origin == CONFIG}
         changed = False
         with self.envelope.lock, self.engine.begin() as conn:
             for spec in specs:
-                found = current.pop((spec.type, spec.source), None)
+                found = current.pop(spec.identity, None)
                 if found is None:
                     fresh = Trigger(
                         str(uuid.uuid4()), function, CONFIG, spec, spec.enabled, now, now
@@ -129,12 +156,18 @@ class TriggerStore:
                     conn.execute(
                         table.update()
                         .where(table.c.id == found.id)
-                        .values(spec=_shown(spec), enabled=spec.enabled, updated_at=now)
+                        .values(
+                            spec=_shown(spec),
+                            source_sealed=self.envelope.seal_value(
+                                _sealed(spec), found.id.encode()
+                            ),
+                            enabled=spec.enabled,
+                            updated_at=now,
+                        )
                     )
                     changed = True
             for gone in current.values():
-                conn.execute(table.delete().where(table.c.id == gone.id))
-                conn.execute(checkpoints.delete().where(checkpoints.c.trigger == gone.id))
+                _forget(conn, gone.id)
                 changed = True
         return changed
 
@@ -155,6 +188,48 @@ class TriggerStore:
             if done.rowcount == 0:
                 conn.execute(checkpoints.insert().values(trigger=id, **values))
 
+    # -- a schedule's fires: claimed in the registry, so that gateways sharing it fire once ----
+
+    def baseline(self, id: str, now: float) -> float:
+        """The schedule's last fire (pending or done); ``now`` when it has none yet."""
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(checkpoints.c.position).where(checkpoints.c.trigger == id)
+            ).scalar()
+            if found is None:
+                with contextlib.suppress(sa.exc.IntegrityError), conn.begin_nested():
+                    conn.execute(
+                        checkpoints.insert().values(trigger=id, position=_fire(now), updated_at=now)
+                    )
+                return now
+        return float(str(found).removesuffix(PENDING))
+
+    def pending_fire(self, id: str) -> float | None:
+        """A fire claimed and not known to be queued (its gateway stopped in between)."""
+        position = self.checkpoint(id)
+        if position is None or not position.endswith(PENDING):
+            return None
+        return float(position.removesuffix(PENDING))
+
+    def claim_fire(self, id: str, at: float) -> bool:
+        """Whether this gateway fires ``at``: the first to move the checkpoint past it does."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                checkpoints.update()
+                .where(checkpoints.c.trigger == id, checkpoints.c.position < _fire(at))
+                .values(position=_fire(at) + PENDING, updated_at=time.time())
+            )
+        return done.rowcount == 1
+
+    def fired(self, id: str, at: float) -> None:
+        """The claimed fire ``at`` is in the asynchronous queue."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                checkpoints.update()
+                .where(checkpoints.c.trigger == id, checkpoints.c.position == _fire(at) + PENDING)
+                .values(position=_fire(at), updated_at=time.time())
+            )
+
     def rewrap(self) -> int:
         """Every sealed source under the current primary master key (a rotation)."""
         count = 0
@@ -174,17 +249,15 @@ class TriggerStore:
             "function": trigger.function,
             "origin": trigger.origin,
             "spec": _shown(trigger.spec),
-            "source_sealed": self.envelope.seal_value(
-                trigger.spec.source.encode(), trigger.id.encode()
-            ),
+            "source_sealed": self.envelope.seal_value(_sealed(trigger.spec), trigger.id.encode()),
             "enabled": trigger.enabled,
             "created_at": trigger.created_at,
             "updated_at": trigger.updated_at,
         }
 
     def _trigger(self, row: Any) -> Trigger:
-        source = self.envelope.open_value(row["source_sealed"], row["id"].encode()).decode()
-        spec = msgspec.convert({**row["spec"], "source": source}, TriggerSpec)
+        secrets = _opened(self.envelope.open_value(row["source_sealed"], row["id"].encode()))
+        spec = msgspec.convert({**row["spec"], **secrets}, TriggerSpec)
         return Trigger(
             row["id"],
             row["function"],
