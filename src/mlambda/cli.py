@@ -345,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mlambda.admin_cli import add_commands
     from mlambda.async_cli import add_commands as add_async_commands
     from mlambda.concurrency_cli import add_commands as add_concurrency_commands
+    from mlambda.job_cli import add_commands as add_job_commands
     from mlambda.queue_cli import add_commands as add_queue_commands
     from mlambda.trigger_cli import add_commands as add_trigger_commands
     from mlambda.versions_cli import add_commands as add_version_commands
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         *add_trigger_commands(commands, _with_client),
         *add_version_commands(commands, _with_client),
         *add_concurrency_commands(commands, _with_client),
+        *add_job_commands(commands, _with_client),
     ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)

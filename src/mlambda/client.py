@@ -192,6 +192,18 @@ class Client:
     def add_trigger(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/v1/functions/{name}/triggers", json=settings).json()
 
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/jobs", json=body).json()
+
+    def jobs(self) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", "/v1/jobs").json()["jobs"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/jobs/{job_id}").json()
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
+
     def put_events(self, entries: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         return self._request("POST", "/v1/events", json={"Entries": entries}).json()
 

@@ -29,6 +29,8 @@ from mlambda.errors import (
 from mlambda.events.asyncinvoke import AsyncInvoker
 from mlambda.events.backends import open_queue
 from mlambda.events.configs import AsyncConfigs
+from mlambda.events.job_runner import JobRunner
+from mlambda.events.jobs import JobStore
 from mlambda.events.queue_names import QueueNames
 from mlambda.events.queues import PlatformQueues
 from mlambda.events.triggers.config import TriggerSpec
@@ -148,6 +150,11 @@ class Platform:
             settings.region,
             self.async_invoker.accept,
         )
+        # Batch jobs: their items run as background calls, as trigger batches do.
+        self.jobs = JobRunner(
+            JobStore(self.registry.engine), functools.partial(self.invoke, background=True),
+            self.current,
+        )  # fmt: skip
         self.started_at = time.time()
         self._started = False
         self._stopped = False
@@ -198,6 +205,7 @@ class Platform:
         self._warming = asyncio.get_running_loop().create_task(self._warm_runtimes())
         await self.async_invoker.start()
         await self.triggers.start()
+        await self.jobs.start()
 
     async def _warm_runtimes(self) -> None:
         for record in self.registry.list():
@@ -214,6 +222,7 @@ class Platform:
         if self._warming is not None:
             self._warming.cancel()
             await asyncio.gather(self._warming, return_exceptions=True)
+        await self.jobs.stop()
         await self.triggers.stop()
         await self.async_invoker.stop()
         await self.queues.close()
@@ -351,17 +360,6 @@ class Platform:
             )
             self.observer.throttled(pool.record, refusal.message)
             raise refusal
-
-    async def model_metadata(self, name: str) -> bytes:
-        """A model function's signature (inference protocol metadata JSON). Asked of an
-        instance once per version (starting one if none runs), then kept with the pool."""
-        pool = await self.router.pool_for(name)
-        if pool.metadata is None:
-            invocation = await pool.invoke(b"", kind="v2-metadata")
-            if invocation.error is not None:
-                raise invocation.error
-            pool.metadata = invocation.body
-        return pool.metadata
 
     def current(self, name: str, version: str = LATEST) -> FunctionRecord:
         """A version's record as its live pool has it (no registry read), else the

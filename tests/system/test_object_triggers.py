@@ -219,6 +219,7 @@ def test_notifications_from_a_store_are_taken_once_with_an_events_key(tmp_path, 
             s3.get_object(Bucket="results", Key="in/two words.json.out")["Body"].read()
         )["record"]
         assert (record["eventVersion"], record["eventSource"]) == ("2.1", "aws:s3")
+        assert server.client.triggers("notified")[0]["status"]["processed"] == 2
 
         invoker = server.client.create_key({"name": "i", "scopes": ["invoke"]})["token"]
         assert post(aws, invoker).status_code == 403
@@ -257,3 +258,24 @@ def test_a_folder_is_watched_files_created_and_removed(tmp_path):
         ]
     finally:
         server.stop()
+
+
+def test_a_kill_in_the_middle_of_a_flow_loses_nothing(tmp_path, moto, s3):
+    server = Server(tmp_path / "data").start()
+    directory_ledger = _deploy(server, tmp_path, "scorer", _watch(moto))
+    _upload(s3, [(n, f"in/m-{n:03d}.json") for n in range(150)])
+    _until(lambda: len(_ledger(directory_ledger)) >= 30, timeout=60)
+    server.stop(signal.SIGKILL)  # some listed and queued, some not yet seen
+    restarted = Server(tmp_path / "data")
+    restarted.port, restarted.url = server.port, server.url
+    restarted.start()
+    try:
+        _until(lambda: len({k for k, _ in _ledger(directory_ledger)}) == 150, timeout=90)
+        time.sleep(1.5)
+        fired = Counter(key for key, _ in _ledger(directory_ledger))
+        # At least once: only an invocation running at the kill may have run again.
+        duplicates = sum(fired.values()) - 150
+        assert duplicates <= 4, fired.most_common(5)
+        assert len(_results(s3)) == 150
+    finally:
+        restarted.stop()

@@ -180,6 +180,8 @@ def test_an_event_reaches_every_function_whose_rule_matches_and_no_other(bus):
         "0",
     )
     assert event["account"] and event["region"] == "us-east-1" and event["time"].endswith("Z")
+    (rule,) = server.client.triggers("big-orders")
+    assert rule["status"]["state"] == "running" and rule["status"]["processed"] >= 1
 
 
 def test_a_bad_entry_fails_in_its_place_and_the_others_go_on(bus):

@@ -103,14 +103,19 @@ def _time(value: Any, now: float) -> float:
 
 
 async def put_events(
-    body: Any, rules: Sequence[Trigger], accept: Accept, region: str
+    body: Any,
+    rules: Sequence[Trigger],
+    accept: Accept,
+    region: str,
+    queued: Callable[[Trigger], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """PutEvents: each entry checked, matched against ``rules`` and queued; the answer."""
+    """PutEvents: each entry checked, matched against ``rules`` and queued (``queued`` told of
+    each rule it was queued for); the answer."""
     answers: list[dict[str, Any]] = []
     for entry in entries_of(body):
         try:
             event = event_of(entry, region, time.time())
-            await _route(event, rules, accept)
+            await _route(event, rules, accept, queued)
         except EntryError as exc:
             answers.append({"ErrorCode": exc.code, "ErrorMessage": exc.message})
             continue
@@ -119,7 +124,12 @@ async def put_events(
     return {"FailedEntryCount": failed, "Entries": answers}
 
 
-async def _route(event: dict[str, Any], rules: Sequence[Trigger], accept: Accept) -> None:
+async def _route(
+    event: dict[str, Any],
+    rules: Sequence[Trigger],
+    accept: Accept,
+    queued: Callable[[Trigger], None],
+) -> None:
     body = msgspec.json.encode(event)
     for rule in rules:
         if rule.spec.pattern is None or not patterns.matches(rule.spec.pattern, event):
@@ -128,3 +138,4 @@ async def _route(event: dict[str, Any], rules: Sequence[Trigger], accept: Accept
             await accept(rule.function, body, idempotency_key=f"rule:{rule.id}:{event['id']}")
         except Exception as exc:
             raise EntryError("InternalFailure", f"queueing for {rule.function}: {exc}") from exc
+        queued(rule)

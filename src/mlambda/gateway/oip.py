@@ -82,10 +82,22 @@ async def model_ready(request: Request) -> Response:
     return JSONResponse({"name": request.path_params["name"], "ready": True})
 
 
+async def signature(platform: Platform, name: str) -> bytes:
+    """A model function's signature (inference protocol metadata JSON). Asked of an instance
+    once per version (starting one if none runs), then kept with the pool."""
+    pool = await platform.router.pool_for(name)
+    if pool.metadata is None:
+        invocation = await pool.invoke(b"", kind="v2-metadata")
+        if invocation.error is not None:
+            raise invocation.error
+        pool.metadata = invocation.body
+    return pool.metadata
+
+
 async def model_metadata(request: Request) -> Response:
     try:
         record = _model(request)
-        body = await _platform(request).model_metadata(record.name)
+        body = await signature(_platform(request), record.name)
     except MlambdaError as exc:
         return _error_of(exc)
     return Response(body, media_type="application/json")

@@ -355,6 +355,7 @@ def document() -> dict[str, Any]:
     from mlambda.gateway.openapi_events import (
         async_paths,
         event_invoke_config_paths,
+        job_paths,
         queue_paths,
     )
     from mlambda.gateway.openapi_lambda import lambda_paths
@@ -392,6 +393,7 @@ def document() -> dict[str, Any]:
             **trigger_paths(),
             **sqs_paths(),
             **event_paths(),
+            **job_paths(),
             **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),

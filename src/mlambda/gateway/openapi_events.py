@@ -141,3 +141,57 @@ def event_invoke_config_paths() -> dict[str, Any]:
             },
         },
     }
+
+
+JOB_SETTINGS = {
+    "type": "object",
+    "required": ["function", "input", "output"],
+    "properties": {
+        "function": {"type": "string"},
+        "input": {"type": "string", "description": "s3://BUCKET/PREFIX/, a folder or a file"},
+        "output": {"type": "string", "description": "s3://BUCKET/PREFIX/ or a folder"},
+        "per": {"type": "string", "enum": ["object", "line"]},
+        "rows_per_call": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "endpoint_url": {"type": "string"},
+        "region": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+JOB = {
+    "type": "object",
+    "required": ["id", "function", "state", "items", "done", "failed", "pending"],
+    "description": "A batch job's settings, state and progress",
+}
+JOB_ID = _param("id", type="string")
+
+
+def job_paths() -> dict[str, Any]:
+    """Batch jobs (gateway/jobs.py)."""
+    from mlambda.events.jobs import JOB_STATES
+
+    states = [
+        _param("state", "query", type="string", enum=list(JOB_STATES)),
+        _param("limit", "query", type="integer", minimum=1, maximum=1000, default=100),
+    ]
+    return {
+        "/v1/jobs": {
+            "get": {
+                "parameters": states,
+                "responses": {"200": _json(OBJECT, "Jobs, newest first"), **_errors(400)},
+            },
+            "post": {
+                "description": "Run a function over a bucket's prefix, a folder or a file",
+                "requestBody": {"content": {"application/json": {"schema": JOB_SETTINGS}}},
+                "responses": {"201": _json(JOB, "Planned and started"), **_errors(400, 404, 413)},
+            },
+        },
+        "/v1/jobs/{id}": {
+            "parameters": [JOB_ID],
+            "get": {"responses": {"200": _json(JOB, "The job"), **_errors(404)}},
+        },
+        "/v1/jobs/{id}/cancel": {
+            "parameters": [JOB_ID],
+            "post": {"responses": {"200": _json(JOB, "Cancelled"), **_errors(404, 409)}},
+        },
+    }

@@ -125,6 +125,37 @@ objects_seen = sa.Table(
     sa.Column("stamp", sa.String(80), nullable=False),
 )
 
+# Batch jobs (events/jobs.py): a job's settings and state, and one row per item to invoke (an
+# object, or a mini-batch of lines), with a mini-batch's result lines until the job assembles
+# its file's output.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+)
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column("job", sa.String(36), primary_key=True),
+    sa.Column("item", sa.String(1100), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("key", sa.String(1100), nullable=False),
+    sa.Column("relative", sa.String(1100), nullable=False),
+    sa.Column("first", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("result", sa.LargeBinary),
+    sa.Column("error", sa.Text),
+    sa.Index("job_items_state", "job", "state"),
+)
+
 # The platform's queues made by name (SQS's CreateQueue): such a queue exists while empty. A
 # queue that holds messages exists too, made or not (a destination's first send makes it).
 platform_queues = sa.Table(

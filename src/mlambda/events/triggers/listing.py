@@ -16,8 +16,9 @@ import hashlib
 import logging
 import os
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
+from mlambda.events.s3_client import s3_client
 from mlambda.events.triggers.config import TriggerSpec
 from mlambda.events.triggers.seen import Seen
 from mlambda.events.triggers.sources import Source
@@ -51,30 +52,14 @@ class ObjectLister(Protocol):
     async def close(self) -> None: ...
 
 
-def s3_client(spec: TriggerSpec) -> Any:
-    """A boto3 S3 client for the trigger's store: its endpoint, region and credentials where it
-    names them, else boto3's own chain (the standard AWS variables and files)."""
-    try:
-        import boto3
-    except ImportError:
-        raise RuntimeError("s3:// triggers need boto3: pip install 'mlambda[s3]'") from None
-    options: dict[str, Any] = {}
-    if spec.endpoint_url:
-        options["endpoint_url"] = spec.endpoint_url
-    if spec.region:
-        options["region_name"] = spec.region
-    if spec.access_key_id:
-        options["aws_access_key_id"] = spec.access_key_id
-        options["aws_secret_access_key"] = spec.secret_access_key
-    return boto3.session.Session().client("s3", **options)
-
-
 class BucketLister:
     def __init__(self, spec: TriggerSpec, source: Source) -> None:
         self.bucket = source.name
         self.prefix = source.options.get("prefix", "")
         self.interval = spec.poll_interval_s or S3_POLL_S
-        self._client = s3_client(spec)
+        self._client = s3_client(
+            spec.endpoint_url, spec.region, spec.access_key_id, spec.secret_access_key
+        )
 
     async def listing(self, known: dict[str, Seen]) -> dict[str, Listed]:
         return await asyncio.to_thread(self._list)

@@ -132,11 +132,17 @@ class Triggers:
 
     async def put_events(self, body: Any) -> dict[str, Any]:
         rules = [t for t in self._listening.values() if t.spec.type == RULE]
-        return await bus.put_events(body, rules, self._accept, self.region)
+        return await bus.put_events(body, rules, self._accept, self.region, self._queued)
 
     async def notify(self, body: Any) -> dict[str, Any]:
         notified = [t for t in self._listening.values() if t.spec.type == OBJECT]
-        return await notifications.notify(body, notified, self._accept, self.region)
+        return await notifications.notify(body, notified, self._accept, self.region, self._queued)
+
+    def _queued(self, trigger: Trigger) -> None:
+        """An event queued for a rule or notified trigger: its state counts it."""
+        state = self._states.get(trigger.id)
+        if state is not None:
+            state.batch({"succeeded": 1})
 
     def environment(self, function: str) -> dict[str, str]:
         """What a function's instances are given to read the store its object trigger names

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlambda.errors import InvalidRequest
@@ -76,7 +76,11 @@ def _when(text: Any) -> float:
 
 
 async def notify(
-    body: Any, triggers: Sequence[Trigger], accept: Accept, region: str
+    body: Any,
+    triggers: Sequence[Trigger],
+    accept: Accept,
+    region: str,
+    queued: Callable[[Trigger], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Queue the notification's records for the triggers that take them; what was queued."""
     events = object_events(body)
@@ -85,6 +89,7 @@ async def notify(
         for trigger in triggers:
             if trigger.source.broker != "s3" or not wanted(trigger, event):
                 continue
+            asked = time.time()
             record = await accept(
                 trigger.function,
                 payload(trigger, event, region),
@@ -92,6 +97,8 @@ async def notify(
                 idempotency_key=f"s3:{trigger.id}:{event.bucket}/{event.key}:"
                 f"{event.name}:{event.sequencer or event.etag}",
             )
+            if record.enqueued_at >= asked:  # new: not the same notification sent again
+                queued(trigger)
             invocations.append(
                 {"trigger": trigger.id, "function": trigger.function, "invocation": record.id}
             )
