@@ -50,6 +50,9 @@ SERVE_FIELDS = (
     "max_memory_mb",
     "tls_cert",
     "tls_key",
+    "price_gb_second",
+    "price_per_million_requests",
+    "machine_hourly_cost",
 )
 CLIENT_FIELDS = ("url", "data_dir", "ca_file")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -345,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mlambda.admin_cli import add_commands
     from mlambda.async_cli import add_commands as add_async_commands
     from mlambda.concurrency_cli import add_commands as add_concurrency_commands
+    from mlambda.cost_cli import add_commands as add_cost_commands
     from mlambda.job_cli import add_commands as add_job_commands
     from mlambda.queue_cli import add_commands as add_queue_commands
     from mlambda.trigger_cli import add_commands as add_trigger_commands
@@ -358,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         *add_version_commands(commands, _with_client),
         *add_concurrency_commands(commands, _with_client),
         *add_job_commands(commands, _with_client),
+        *add_cost_commands(commands, _with_client),
     ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)

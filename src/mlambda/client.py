@@ -204,6 +204,9 @@ class Client:
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
 
+    def cost(self, since: str, by: str) -> dict[str, Any]:
+        return self._request("GET", "/v1/cost", params={"since": since, "by": by}).json()
+
     def put_events(self, entries: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         return self._request("POST", "/v1/events", json={"Entries": entries}).json()
 

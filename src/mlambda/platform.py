@@ -41,6 +41,7 @@ from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
 from mlambda.observe.processes import process_rows
+from mlambda.observe.usage import UsageLedger
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.concurrency import Concurrency
@@ -100,7 +101,8 @@ class Platform:
         self.backend = backend or make_backend(settings, self.limits)
         self.metrics = Metrics()
         self.logs = LogSink(data / "logs", settings.max_log_bytes)
-        self.observer = PlatformObserver(self.logs, self.metrics)
+        self.usage = UsageLedger(self.registry.engine)  # what mlambda cost reports
+        self.observer = PlatformObserver(self.logs, self.metrics, self.usage)
         self.unpack_limits = unpacking.Limits(
             settings.max_unpacked_bytes, settings.max_bundle_files, settings.max_bundle_ratio
         )
@@ -230,6 +232,8 @@ class Platform:
         await self.backend.close()
         self.limits.close()
         self.logs.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.usage.write)
         await self.limiter.close()
         self.registry.close()
 

@@ -248,6 +248,21 @@ def add_serve_command(commands: Any) -> None:
         help="the AWS region functions see (AWS_REGION, their ARNs; default us-east-1)",
     )
     serve.add_argument(
+        "--price-gb-second",
+        type=float,
+        help="mlambda cost: the price of a GB-second (default Lambda's x86, 0.0000166667)",
+    )
+    serve.add_argument(
+        "--price-per-million-requests",
+        type=float,
+        help="mlambda cost: the price of a million requests (default Lambda's, 0.20)",
+    )
+    serve.add_argument(
+        "--machine-hourly-cost",
+        type=float,
+        help="mlambda cost: what this machine costs an hour (default 0: not counted)",
+    )
+    serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -107,6 +107,12 @@ class Settings:
     # Where accepted asynchronous events are kept (docs/async.md): "sqlite:" is a file in the
     # data dir, needing nothing else; redis://... or nats://... a broker several gateways share.
     queue_url: str = "sqlite:"
+    # What `mlambda cost` prices usage at: Lambda's published x86 prices (per GB-second of
+    # memory x billed duration, and per million requests), and this machine's own cost per
+    # hour (0: not counted), so that a report says both what it would cost on Lambda and here.
+    price_gb_second: float = 0.0000166667
+    price_per_million_requests: float = 0.20
+    machine_hourly_cost: float = 0.0
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 
@@ -148,6 +154,11 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
     if isinstance(default, int):
         try:
             return int(raw)

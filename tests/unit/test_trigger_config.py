@@ -186,6 +186,8 @@ RULE = {"type": "rule", "pattern": {"source": ["shop.orders"]}}
         ({"type": "rule", "pattern": {}}, "triggers[0].pattern"),
         ({"type": "rule", "pattern": {"source": "shop"}}, "triggers[0].pattern.source"),
         ({**RULE, "schedule": "rate(1 minute)"}, "schedule applies to type = 'schedule'"),
+        ({"type": "rule", "pattern": "{source"}, "a pattern given as text must be JSON"),
+        ({"type": "rule", "pattern": '"shop"'}, "triggers[0].pattern"),
     ],
 )
 def test_each_mistake_is_named(table, says):
@@ -255,3 +257,8 @@ def test_two_schedules_with_the_same_expression_and_other_inputs_are_two_trigger
     assert first.identity != second.identity
     again, _ = parse_trigger({**SCHEDULE, "input": {"job": "a"}, "catch_up": "latest"}, WHERE)
     assert again.identity == first.identity  # a setting changed: the same trigger
+
+
+def test_a_rule_pattern_may_be_given_as_eventbridges_json_text():
+    spec, _ = parse_trigger({"type": "rule", "pattern": '{"source": ["shop.orders"]}'}, WHERE)
+    assert spec.pattern == {"source": ["shop.orders"]}

@@ -18,6 +18,7 @@ from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
     concurrency,
+    cost,
     events,
     functions,
     invocations,
@@ -97,6 +98,7 @@ def routes() -> list[Route]:
         Route("/", sqs.sqs, methods=["POST"]),
         Route("/v1/events", events.put_events, methods=["POST"]),
         Route("/v1/events/s3", events.s3_notification, methods=["POST"]),
+        Route("/v1/cost", cost.cost, methods=["GET"]),
         Route("/v1/jobs", jobs.create_job, methods=["POST"]),
         Route("/v1/jobs", jobs.list_jobs, methods=["GET"]),
         Route("/v1/jobs/{id}", jobs.get_job, methods=["GET"]),

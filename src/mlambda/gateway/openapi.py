@@ -354,6 +354,7 @@ def _function_urls() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     from mlambda.gateway.openapi_events import (
         async_paths,
+        cost_paths,
         event_invoke_config_paths,
         job_paths,
         queue_paths,
@@ -394,6 +395,7 @@ def document() -> dict[str, Any]:
             **sqs_paths(),
             **event_paths(),
             **job_paths(),
+            **cost_paths(),
             **event_invoke_config_paths(),
             **_inference_protocol(),
             **_function_urls(),

@@ -195,3 +195,21 @@ def job_paths() -> dict[str, Any]:
             "post": {"responses": {"200": _json(JOB, "Cancelled"), **_errors(404, 409)}},
         },
     }
+
+
+def cost_paths() -> dict[str, Any]:
+    """What functions used and what it costs (gateway/cost.py)."""
+    return {
+        "/v1/cost": {
+            "get": {
+                "parameters": [
+                    _param("since", "query", type="string", pattern="^[0-9]+[mhd]$", default="7d"),
+                    _param("by", "query", type="string", enum=["function", "version", "day"]),
+                ],
+                "responses": {
+                    "200": _json(OBJECT, "Usage priced as Lambda bills it and here"),
+                    **_errors(400),
+                },
+            }
+        }
+    }

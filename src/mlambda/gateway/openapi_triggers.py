@@ -53,7 +53,10 @@ SETTINGS = {
         "timezone": {"type": "string"},
         "input": {},
         "catch_up": {"type": "string", "enum": list(CATCH_UP)},
-        "pattern": {"type": "object", "description": "An EventBridge event pattern"},
+        "pattern": {
+            "type": ["object", "string"],
+            "description": "An EventBridge event pattern, or its JSON text",
+        },
     },
     "additionalProperties": False,
 }

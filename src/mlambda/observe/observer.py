@@ -7,6 +7,7 @@ import logging
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.report import Report
+from mlambda.observe.usage import UsageLedger
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
 
@@ -44,9 +45,11 @@ def report_for(record: FunctionRecord, invocation: Invocation) -> Report:
     )
 
 
-def log_lines(record: FunctionRecord, invocation: Invocation) -> list[str]:
+def log_lines(
+    record: FunctionRecord, invocation: Invocation, report: Report | None = None
+) -> list[str]:
     """An invocation's log: START, its output, a failure line, END and REPORT."""
-    report = report_for(record, invocation)
+    report = report or report_for(record, invocation)
     lines = [report.start_line(), *invocation.logs.splitlines()]
     if invocation.error is not None and report.status is not None:
         lines.append(f"{invocation.request_id} {invocation.error.message}")
@@ -54,12 +57,22 @@ def log_lines(record: FunctionRecord, invocation: Invocation) -> list[str]:
 
 
 class PlatformObserver(Observer):
-    def __init__(self, logs: LogSink, metrics: Metrics) -> None:
+    def __init__(self, logs: LogSink, metrics: Metrics, usage: UsageLedger | None = None) -> None:
         self.logs = logs
         self.metrics = metrics
+        self.usage = usage
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
-        self.logs.write(record.name, log_lines(record, invocation))
+        report = report_for(record, invocation)
+        self.logs.write(record.name, log_lines(record, invocation, report))
+        if self.usage is not None:  # what the REPORT line bills, for mlambda cost
+            self.usage.add(
+                record.name,
+                record.version,
+                report.memory_mb,
+                report.billed_ms,
+                invocation.error is not None,
+            )
         self._count(record.name, record.version, invocation)
         error = invocation.error
         if error is not None:

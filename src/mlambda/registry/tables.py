@@ -156,6 +156,20 @@ job_items = sa.Table(
     sa.Index("job_items_state", "job", "state"),
 )
 
+# What each function version used per day (UTC), for `mlambda cost`: invocations, errors, and
+# billed milliseconds times memory in MB (exact integers: GB-seconds are derived).
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("function", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(32), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("invocations", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("billed_ms", sa.BigInteger, nullable=False),
+    sa.Column("mb_ms", sa.BigInteger, nullable=False),
+)
+
 # The platform's queues made by name (SQS's CreateQueue): such a queue exists while empty. A
 # queue that holds messages exists too, made or not (a destination's first send makes it).
 platform_queues = sa.Table(

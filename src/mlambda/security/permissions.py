@@ -84,6 +84,7 @@ RULES = (
     Rule("POST", "/v1/events/s3", "events"),
     Rule("POST", "/v1/jobs", "invoke", "job.create", named_in_body=True),
     Rule("GET", "/v1/jobs", "read"),
+    Rule("GET", "/v1/cost", "read"),
     Rule("GET", "/v1/jobs/{id}", "read"),
     Rule("POST", "/v1/jobs/{id}/cancel", "invoke", "job.cancel", named_in_body=True),
     Rule("POST", "/v1/queues/{name}/messages", "invoke"),

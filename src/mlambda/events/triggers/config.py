@@ -162,6 +162,11 @@ def parse_trigger(table: Any, where: str) -> tuple[TriggerSpec, Source]:
     required = REQUIRED[kind]
     if required not in table:
         raise InvalidSpec(f"{where}.{required} is required ({WHAT_IS_REQUIRED[required]})")
+    if kind == RULE:
+        pattern = table["pattern"]
+        if isinstance(pattern, str):  # as EventBridge's EventPattern is given: JSON text
+            pattern = _pattern_text(pattern, where)
+        table = {**table, "pattern": patterns.check_pattern(pattern, where=f"{where}.pattern")}
     try:
         spec = msgspec.convert(table, TriggerSpec)
     except msgspec.ValidationError as exc:
@@ -171,7 +176,6 @@ def parse_trigger(table: Any, where: str) -> tuple[TriggerSpec, Source]:
         _check_schedule(spec, where)
         return spec, Source("", SCHEDULE, "", {})
     if kind == RULE:
-        patterns.check_pattern(spec.pattern, where=f"{where}.pattern")
         return spec, Source("", RULE, "", {})
     source = parse_source(spec.source, kind, where)
     if kind == OBJECT:
@@ -179,6 +183,16 @@ def parse_trigger(table: Any, where: str) -> tuple[TriggerSpec, Source]:
     else:
         _check(spec, where)
     return spec, source
+
+
+def _pattern_text(text: str, where: str) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidSpec(
+            f"{where}.pattern: a pattern given as text must be JSON ({exc}); in mlambda.toml "
+            "write it as a table"
+        ) from None
 
 
 def _field(message: str) -> str:
