@@ -23,6 +23,7 @@ SERVE_FIELDS = (
     "port",
     "data_dir",
     "log_level",
+    "log_format",
     "max_payload_bytes",
     "max_async_payload_bytes",
     "max_bundle_bytes",
@@ -222,7 +223,13 @@ def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        for text in _client(settings).logs(args.name, tail=args.tail, follow=args.follow):
+        query = {
+            "since": args.since or "",
+            "filter": args.filter or "",
+            "request_id": args.request_id or "",
+            "format": args.format,
+        }
+        for text in _client(settings).logs(args.name, tail=args.tail, follow=args.follow, **query):
             sys.stdout.write(text)
             sys.stdout.flush()
     except KeyboardInterrupt:
@@ -342,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     logs.add_argument(
         "--tail", type=int, default=100, help="lines of history to print first (default 100)"
+    )
+    logs.add_argument("--since", help="only lines of the last 30s, 10m, 2h, 7d...")
+    logs.add_argument("--filter", metavar="TEXT", help="only lines that contain TEXT")
+    logs.add_argument("--request-id", metavar="ID", help="only the lines of this invocation")
+    logs.add_argument(
+        "--format", choices=("text", "json"), default="text", help="json: one object a line"
     )
     logs.set_defaults(run=cmd_logs)
 

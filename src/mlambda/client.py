@@ -251,8 +251,10 @@ class Client:
     def verify_audit(self) -> dict[str, Any]:
         return self._request("GET", "/v1/audit", params={"verify": "1"}).json()
 
-    def logs(self, name: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
+    def logs(self, name: str, tail: int = 100, follow: bool = False, **query: str) -> Iterator[str]:
+        """The function's log; ``query``: since, filter, request_id, format (given ones)."""
         params = {"tail": str(tail), "follow": "1" if follow else "0"}
+        params.update({key: value for key, value in query.items() if value})
         try:
             with self._http.stream("GET", f"/v1/functions/{name}/logs", params=params) as response:
                 if not response.is_success:

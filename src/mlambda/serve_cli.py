@@ -69,6 +69,10 @@ async def _serve(settings: Settings, deploy_dirs: list[Path]) -> int:
         )
         server = uvicorn.Server(config)
         _terminal_log(settings.log_level)
+        if settings.log_format == "json":
+            from mlambda.observe.json_log import ship_as_json
+
+            ship_as_json("mlambda", "uvicorn", "uvicorn.error", "uvicorn.access")
         _banner(settings, deployed or [r.name for r in platform.registry.list()])
         for warning in platform.sandboxing.report.warnings():
             print(f"WARNING: {warning}", file=sys.stderr, flush=True)
@@ -148,6 +152,11 @@ def add_serve_command(commands: Any) -> None:
         "--no-auth", action="store_true", help="turn API-key auth off (local experiments only)"
     )
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="serve's own log: text (default) or JSON lines for shipping",
+    )
     serve.add_argument("--max-payload-bytes", type=int, help="invoke request limit (default 6 MB)")
     serve.add_argument(
         "--max-async-payload-bytes", type=int, help="asynchronous event limit (default 1 MiB)"

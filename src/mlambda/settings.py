@@ -61,6 +61,8 @@ class Settings:
     # Log lines kept per function before the oldest file is rotated away.
     max_log_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    # serve's own log (its terminal): "text" as uvicorn writes it, or "json" lines for shipping.
+    log_format: str = "text"
     # How instances start: "zygote" (forked from a function template whose init already ran:
     # milliseconds instead of seconds) or "process" (a fresh interpreter each, init included).
     backend: str = "zygote"

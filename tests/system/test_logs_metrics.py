@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import time
+
+from tests.system.conftest import Server
 
 CHATTY = """
     import logging, sys
@@ -57,6 +60,30 @@ def test_each_invocation_has_start_output_end_and_report(server, make_function):
     assert second_report and second_report.group(2) is None
 
 
+def test_logs_select_an_invocation_a_text_or_an_age_and_ship_as_json(server, make_function):
+    server.deploy(make_function("picky", CHATTY, memory_mb=256))
+    for n in (1, 2, 3):
+        server.client.invoke("picky", f'{{"id": {n}}}'.encode())
+    lines = _logs(server, "picky").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.endswith(" scoring 2"))
+    second = next(lines[i].split()[3] for i in range(at, -1, -1) if "START RequestId" in lines[i])
+    block = server.cli("logs", "picky", "--request-id", second)
+    assert block.returncode == 0, block.stderr
+    texts = [line.split(" ", 1)[1] for line in block.stdout.splitlines()]
+    assert texts[0].startswith(f"START RequestId: {second}") and texts[-1].startswith("REPORT")
+    assert "scoring 2" in texts and "scoring 1" not in texts and "scoring 3" not in texts
+    found = server.cli("logs", "picky", "--filter", "scoring 3").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in found] == ["scoring 3"]
+    shipped = server.cli("logs", "picky", "--request-id", second, "--format", "json")
+    records = [json.loads(line) for line in shipped.stdout.splitlines()]
+    assert {r["requestId"] for r in records} == {second}
+    assert any(r["message"] == "scoring 2" for r in records)
+    time.sleep(1.1)
+    assert server.cli("logs", "picky", "--since", "1s").stdout == ""
+    refused = server.http("GET", "/v1/functions/picky/logs", params={"since": "soon"})
+    assert refused.status_code == 400 and "since must be like" in refused.json()["errorMessage"]
+
+
 def test_logs_follow_streams_new_invocations(server, make_function):
     server.deploy(make_function("chatty", CHATTY))
     env = {"MLAMBDA_URL": server.url, "MLAMBDA_DATA_DIR": str(server.data_dir), "PATH": ""}
@@ -104,3 +131,20 @@ def test_logs_of_an_unknown_function_is_404(server):
     result = server.cli("logs", "ghost")
     assert result.returncode == 4
     assert "Function not found" in result.stderr
+
+
+def test_serve_writes_its_own_log_as_json_lines_when_asked(tmp_path, make_function):
+    server = Server(
+        tmp_path / "data", "--log-format", "json", "--access-log", "--log-level", "info"
+    )
+    server.start()
+    try:
+        server.deploy(make_function("failing", CHATTY))
+        server.http("POST", "/v1/functions/failing/invoke", json={"fail": True})
+    finally:
+        server.stop()
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line[:1] == "{"]
+    failed = [r for r in records if r["logger"] == "mlambda.events" and "failed" in r["message"]]
+    assert failed and failed[0]["level"] == "WARNING" and "bad row" in failed[0]["message"]
+    assert failed[0]["time"].endswith("Z")
+    assert any(r["logger"] == "uvicorn.access" and "/invoke" in r["message"] for r in records)

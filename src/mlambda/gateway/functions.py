@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from mlambda.errors import InvalidRequest
 from mlambda.gateway.body import read_body
+from mlambda.observe.log_query import LogFilter, parse_query
 from mlambda.observe.observer import terminal
 from mlambda.platform import Platform
 from mlambda.registry import FunctionRecord
@@ -79,18 +81,33 @@ async def list_processes(request: Request) -> Response:
 
 
 async def function_logs(request: Request) -> Response:
-    """The function's last ``tail`` log lines; with ``follow=1`` the response stays open."""
+    """The function's last ``tail`` log lines (of those ``since``, containing ``filter``, of
+    ``request_id``; as text or JSON lines); with ``follow=1`` the response stays open."""
     platform = _platform(request)
     name = request.path_params["name"]
     platform.get(name)
     tail = _int_param(request, "tail", 100)
-    history = "".join(platform.logs.tail(name, tail))
-    if request.query_params.get("follow") not in ("1", "true", "yes"):
-        return PlainTextResponse(history)
+    params = request.query_params
+    query = parse_query(
+        params.get("since", ""),
+        params.get("filter", ""),
+        params.get("request_id", ""),
+        params.get("format", "text"),
+        time.time(),
+    )
+    selection = LogFilter(query)
+    # Filtered, the tail is of the lines selected: the whole file is read (max_log_bytes).
+    lines = platform.logs.tail(name, 1 << 62 if query.filters else tail)
+    history = "".join(list(selection.select(lines))[-tail:] if tail else [])
+    media = "application/x-ndjson" if query.format == "json" else "text/plain; charset=utf-8"
+    if params.get("follow") not in ("1", "true", "yes"):
+        return Response(history, media_type=media)
 
     async def stream():
         yield history
         async for text in platform.logs.follow(name):
-            yield text
+            selected = "".join(selection.select(text.splitlines(keepends=True)))
+            if selected:
+                yield selected
 
-    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(stream(), media_type=media)

@@ -208,12 +208,19 @@ def _functions() -> dict[str, Any]:
                 NAME,
                 _param("tail", "query", type="integer", minimum=0, default=100),
                 _param("follow", "query", type="boolean"),
+                _param("since", "query", type="string", pattern="^[0-9]+[smhd]$"),
+                _param("filter", "query", type="string"),
+                _param("request_id", "query", type="string"),
+                _param("format", "query", type="string", enum=["text", "json"]),
             ],
             "get": {
                 "responses": {
                     "200": {
-                        "description": "Log lines",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "description": "Log lines (format=json: one JSON object a line)",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
                     },
                     **_errors(400, 404),
                 }

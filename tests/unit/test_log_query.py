@@ -1,0 +1,64 @@
+"""Which log lines a reader asked for, by table: since a time, containing a text, one
+invocation's block (its handler's output included), and JSON lines for shipping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlambda.errors import InvalidRequest
+from mlambda.observe.log_query import LogFilter, LogQuery, parse_query
+
+LINES = [
+    "2026-12-07T10:00:00.000Z START RequestId: aaa Version: $LATEST\n",
+    "2026-12-07T10:00:00.000Z scoring order 1\n",
+    "2026-12-07T10:00:00.000Z END RequestId: aaa\n",
+    "2026-12-07T10:00:00.000Z REPORT RequestId: aaa\tDuration: 1.00 ms\n",
+    "2026-12-07T10:05:00.000Z START RequestId: bbb Version: $LATEST\n",
+    "2026-12-07T10:05:00.000Z scoring order 2\n",
+    "2026-12-07T10:05:00.000Z END RequestId: bbb\n",
+    "2026-12-07T10:05:00.000Z REPORT RequestId: bbb\tDuration: 2.00 ms\n",
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        (LogQuery(), list(range(8))),
+        (LogQuery(request_id="bbb"), [4, 5, 6, 7]),
+        (LogQuery(request_id="zzz"), []),
+        (LogQuery(text="order 1"), [1]),
+        (LogQuery(text="REPORT"), [3, 7]),
+        (LogQuery(since="2026-12-07T10:01:00"), [4, 5, 6, 7]),
+        (LogQuery(since="2026-12-07T10:01:00", text="order"), [5]),
+        (LogQuery(request_id="aaa", text="order"), [1]),
+    ],
+)
+def test_a_query_keeps_the_lines_asked_for(query, kept):
+    assert list(LogFilter(query).select(LINES)) == [LINES[i] for i in kept]
+
+
+def test_json_lines_carry_the_time_the_text_and_the_invocation():
+    shown = [json.loads(line) for line in LogFilter(LogQuery(format="json")).select(LINES[:4])]
+    assert shown[1] == {
+        "timestamp": "2026-12-07T10:00:00.000Z",
+        "message": "scoring order 1",
+        "requestId": "aaa",
+    }
+    assert all(record["requestId"] == "aaa" for record in shown)
+
+
+def test_since_is_an_age_made_a_timestamp():
+    now = 1_796_000_000.0  # 2026-11-30T00:53:20Z
+    assert parse_query("10m", "", "", "text", now).since == "2026-11-30T00:43:20"
+    assert parse_query("", "x", "", "json", now) == LogQuery("", "x", "", "json")
+
+
+@pytest.mark.parametrize(
+    ("since", "format", "says"),
+    [("ten", "text", "since must be like"), ("5", "text", "since"), ("1m", "xml", "format")],
+)
+def test_a_bad_query_is_refused(since, format, says):
+    with pytest.raises(InvalidRequest, match=says):
+        parse_query(since, "", "", format, 0.0)
