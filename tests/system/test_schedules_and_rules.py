@@ -59,10 +59,6 @@ def _events(ledger: str) -> list[dict]:
     return [json.loads(item) for item in redis.Redis.from_url(REDIS).lrange(ledger, 0, -1)]
 
 
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
 def test_a_rate_of_one_second_fires_once_a_second_with_the_scheduled_event(tmp_path):
     server = Server(tmp_path / "data").start()
     try:

@@ -24,6 +24,7 @@ from mlambda.errors import InvalidRequest
 from mlambda.events import patterns
 from mlambda.events.shapes import bus_event
 from mlambda.events.triggers.store import Trigger
+from mlambda.runtime.context import ACCOUNT
 
 MAX_ENTRIES = 10  # PutEvents' limit
 MAX_ENTRY_BYTES = 256 * 1024
@@ -54,7 +55,7 @@ def event_of(entry: Any, region: str, now: float) -> dict[str, Any]:
     if len(msgspec.json.encode(entry)) > MAX_ENTRY_BYTES:
         raise EntryError("InvalidArgument", f"an entry may hold {MAX_ENTRY_BYTES} bytes")
     bus = entry.get("EventBusName") or "default"
-    if bus not in ("default", f"arn:aws:events:{region}:000000000000:event-bus/default"):
+    if bus not in ("default", f"arn:aws:events:{region}:{ACCOUNT}:event-bus/default"):
         raise EntryError("InvalidArgument", f"no event bus {bus!r}: this platform has 'default'")
     source, detail_type = entry.get("Source"), entry.get("DetailType")
     if not (isinstance(source, str) and source and isinstance(detail_type, str) and detail_type):

@@ -54,3 +54,17 @@ async def read_object(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     return body
+
+
+def state_and_limit(
+    request: Request, states: tuple[str, ...], max_limit: int = 1000
+) -> tuple[str | None, int]:
+    """A listing's ``state`` filter (one of ``states``) and ``limit`` (1 to max_limit, default
+    100), or a 400 naming the bad one."""
+    state = request.query_params.get("state")
+    if state is not None and state not in states:
+        raise InvalidRequest(f"state must be one of {', '.join(states)}, got {state!r}")
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= max_limit:
+        raise InvalidRequest(f"limit must be an integer from 1 to {max_limit}, got {raw!r}")
+    return state, int(raw)

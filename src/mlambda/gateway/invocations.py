@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from mlambda.errors import InvalidRequest, NotFound
 from mlambda.events.queue import EXPIRED, FAILED, FINAL, STATES
+from mlambda.gateway.body import state_and_limit
 from mlambda.platform import Platform
 
 MAX_LIMIT = 1000
@@ -59,11 +60,6 @@ async def list_invocations(request: Request) -> Response:
     name = request.path_params.get("name")
     if name is not None:
         platform.get(name)
-    state = request.query_params.get("state")
-    if state is not None and state not in STATES:
-        raise InvalidRequest(f"state must be one of {', '.join(STATES)}, got {state!r}")
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
-    records = await platform.async_invoker.queue.list(name, state, int(raw))
+    state, limit = state_and_limit(request, STATES, MAX_LIMIT)
+    records = await platform.async_invoker.queue.list(name, state, limit)
     return JSONResponse({"invocations": [record.to_dict() for record in records]})

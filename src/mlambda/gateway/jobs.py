@@ -11,11 +11,10 @@ from starlette.responses import JSONResponse, Response
 from mlambda.errors import InvalidRequest
 from mlambda.events.jobs import JOB_STATES
 from mlambda.gateway.auth import require
-from mlambda.gateway.body import read_object
+from mlambda.gateway.body import read_object, state_and_limit
 from mlambda.security.keys import Need
 
 MAX_BODY = 64 * 1024
-MAX_LIMIT = 1000
 
 
 async def create_job(request: Request) -> Response:
@@ -31,13 +30,8 @@ async def create_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     jobs = request.app.state.platform.jobs
-    state = request.query_params.get("state")
-    if state is not None and state not in JOB_STATES:
-        raise InvalidRequest(f"state must be one of {', '.join(JOB_STATES)}, got {state!r}")
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
-    found = jobs.store.list(int(raw), None if state is None else [state])
+    state, limit = state_and_limit(request, JOB_STATES)
+    found = jobs.store.list(limit, None if state is None else [state])
     return JSONResponse({"jobs": [jobs.view(job) for job in found]})
 
 
