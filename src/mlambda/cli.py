@@ -54,6 +54,8 @@ SERVE_FIELDS = (
     "price_gb_second",
     "price_per_million_requests",
     "machine_hourly_cost",
+    "alarms_file",
+    "log_retention_days",
 )
 CLIENT_FIELDS = ("url", "data_dir", "ca_file")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -359,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.set_defaults(run=cmd_logs)
 
     from mlambda.admin_cli import add_commands
+    from mlambda.alarm_cli import add_commands as add_alarm_commands
     from mlambda.async_cli import add_commands as add_async_commands
     from mlambda.concurrency_cli import add_commands as add_concurrency_commands
     from mlambda.cost_cli import add_commands as add_cost_commands
@@ -376,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         *add_concurrency_commands(commands, _with_client),
         *add_job_commands(commands, _with_client),
         *add_cost_commands(commands, _with_client),
+        *add_alarm_commands(commands, _with_client),
     ]
     for sub in (deploy, invoke, ls, ps, show, rm, logs, *admin):
         _add_client_options(sub)

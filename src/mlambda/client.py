@@ -207,6 +207,24 @@ class Client:
     def cost(self, since: str, by: str) -> dict[str, Any]:
         return self._request("GET", "/v1/cost", params={"since": since, "by": by}).json()
 
+    def alarms(self) -> builtins.list[dict[str, Any]]:
+        return self._request("GET", "/v1/alarms").json()["alarms"]
+
+    def alarm(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/alarms/{name}").json()
+
+    def put_alarm(self, name: str, rule: dict[str, Any]) -> dict[str, Any]:
+        return self._request("PUT", f"/v1/alarms/{name}", json=rule).json()
+
+    def delete_alarm(self, name: str) -> None:
+        self._request("DELETE", f"/v1/alarms/{name}")
+
+    def metrics(
+        self, name: str, metric: str, statistic: str, period: int, since: str
+    ) -> dict[str, Any]:
+        params = {"metric": metric, "statistic": statistic, "period": period, "since": since}
+        return self._request("GET", f"/v1/functions/{name}/metrics", params=params).json()
+
     def put_events(self, entries: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         return self._request("POST", "/v1/events", json={"Entries": entries}).json()
 

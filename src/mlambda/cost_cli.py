@@ -28,11 +28,13 @@ def cmd_cost(args: argparse.Namespace, settings: Settings, client: Any) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    header = [args.by.upper(), "INVOCATIONS", "ERRORS", "GB-SECONDS", "ON LAMBDA",
-              "PER INVOCATION", "HERE"]  # fmt: skip
+    header = [args.by.upper(), "INVOCATIONS", "ERRORS", "PREDICTIONS", "GB-SECONDS",
+              "CPU-SECONDS", "ON LAMBDA", "PER PREDICTION", "HERE", "PER PREDICTION"]  # fmt: skip
     rows = [
-        [row["name"], str(row["invocations"]), str(row["errors"]), f"{row['gbSeconds']:.3f}",
-         money(row["lambdaCost"]), money(row["lambdaCostPerInvocation"]), money(row["hereCost"])]
+        [row["name"], str(row["invocations"]), str(row["errors"]), str(row["predictions"]),
+         f"{row['gbSeconds']:.3f}", f"{row['cpuSeconds']:.3f}", money(row["lambdaCost"]),
+         money(row["lambdaCostPerPrediction"]), money(row["hereCost"]),
+         money(row["hereCostPerPrediction"])]
         for row in [*report["rows"], report["total"]]
     ]  # fmt: skip
     print(f"since {report['from']} (UTC), by {args.by}")

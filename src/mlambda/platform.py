@@ -37,11 +37,8 @@ from mlambda.events.triggers.config import TriggerSpec
 from mlambda.events.triggers.manager import Triggers
 from mlambda.events.triggers.store import TriggerStore
 from mlambda.handler_check import check_handler_defined, check_runtime_installed
-from mlambda.observe.logs import LogSink
-from mlambda.observe.metrics import Metrics
-from mlambda.observe.observer import PlatformObserver
+from mlambda.observe.observability import Observability
 from mlambda.observe.processes import process_rows
-from mlambda.observe.usage import UsageLedger
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.concurrency import Concurrency
@@ -54,7 +51,7 @@ from mlambda.router import Router, not_found_message, pool_key
 from mlambda.security.audit import AuditLog
 from mlambda.security.crypto import MasterKeyError
 from mlambda.security.keys import KeyStore
-from mlambda.security.ratelimit import FailureCounter, MemoryLimiter, Rate, RedisLimiter
+from mlambda.security.ratelimit import FailureCounter, MemoryLimiter, RedisLimiter, function_rate
 from mlambda.security.vault import open_vault
 from mlambda.settings import Settings
 from mlambda.spec import SPEC_FILE, FunctionSpec, parse_spec, triggers_of
@@ -99,10 +96,12 @@ class Platform:
         self.sandboxing = sandboxing or make_sandboxing(settings, data, self.limits)
         secure_data_dir(data, traversable=self.sandboxing.needs_traversal)
         self.backend = backend or make_backend(settings, self.limits)
-        self.metrics = Metrics()
-        self.logs = LogSink(data / "logs", settings.max_log_bytes)
-        self.usage = UsageLedger(self.registry.engine)  # what mlambda cost reports
-        self.observer = PlatformObserver(self.logs, self.metrics, self.usage)
+        # Metrics, logs, usage, the metric history and alarms (observe/).
+        self.observability = seen = Observability(
+            settings, self.registry.engine, self.vault.envelope, data / "logs", self._alarm_event
+        )
+        self.metrics, self.logs, self.usage = seen.metrics, seen.logs, seen.usage
+        self.observer = seen.observer
         self.unpack_limits = unpacking.Limits(
             settings.max_unpacked_bytes, settings.max_bundle_files, settings.max_bundle_ratio
         )
@@ -140,6 +139,7 @@ class Platform:
             max_in_flight=settings.max_instances_total,
             region=settings.region,
             send=self.queues.send,
+            on_dead=seen.dead_letter,
         )
         # Queues and streams that feed functions (events/triggers/). Their batches wait in a
         # pool behind sync calls, as asynchronous attempts do.
@@ -208,6 +208,7 @@ class Platform:
         await self.async_invoker.start()
         await self.triggers.start()
         await self.jobs.start()
+        await self.observability.start()
 
     async def _warm_runtimes(self) -> None:
         for record in self.registry.list():
@@ -224,6 +225,7 @@ class Platform:
         if self._warming is not None:
             self._warming.cancel()
             await asyncio.gather(self._warming, return_exceptions=True)
+        await self.observability.monitor.stop()
         await self.jobs.stop()
         await self.triggers.stop()
         await self.async_invoker.stop()
@@ -231,9 +233,7 @@ class Platform:
         await self.router.close()
         await self.backend.close()
         self.limits.close()
-        self.logs.close()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.usage.write)
+        await self.observability.stop()
         await self.limiter.close()
         self.registry.close()
 
@@ -288,7 +288,11 @@ class Platform:
 
     async def rotate_master_key(self) -> dict[str, object]:
         """A new master key wraps every data key (artifacts, API key secrets); serving goes on."""
-        rewrappers = {"apiKeys": self.keys.rewrap, "triggers": self.triggers.store.rewrap}
+        rewrappers = {
+            "apiKeys": self.keys.rewrap,
+            "triggers": self.triggers.store.rewrap,
+            "alarms": self.observability.alarms.rewrap,
+        }
         if isinstance(self.store, LocalStore):
             rewrappers["artifacts"] = self.store.rewrap
         try:
@@ -330,9 +334,11 @@ class Platform:
         the version; the invocation says which one ran."""
         version = self.router.resolve(name, qualifier)
         pool = await self.router.pool_for(name, version)
-        await self._admit(pool)
         try:
-            self.concurrency.admit(name)  # reserved concurrency, the account's limit
+            # The function's own rate limit (all callers together), before any instance work;
+            # then reserved concurrency and the account's limit.
+            await function_rate(self.limiter, pool.spec)
+            self.concurrency.admit(name)
         except Throttled as refusal:
             self.observer.throttled(pool.record, refusal.message)
             raise
@@ -349,21 +355,9 @@ class Platform:
         finally:
             self.concurrency.done(name)
 
-    async def _admit(self, pool: Pool) -> None:
-        """The function's own rate limit (all callers together), before any instance work."""
-        spec = pool.spec
-        if spec.rate is None:
-            return
-        rate = Rate(*spec.rate)
-        wait = await self.limiter.allow(f"function:{spec.name}", rate)
-        if wait > 0:
-            refusal = Throttled(
-                f"Rate exceeded: {spec.name!r} accepts {rate.per_second:g} requests/s "
-                f"(burst {rate.burst:g}; function.rate_limit)",
-                retry_after=wait,
-            )
-            self.observer.throttled(pool.record, refusal.message)
-            raise refusal
+    async def _alarm_event(self, function: str, event: bytes) -> None:
+        """An alarm's notification to a function: an asynchronous invocation."""
+        await self.async_invoker.accept(function, event)
 
     def current(self, name: str, version: str = LATEST) -> FunctionRecord:
         """A version's record as its live pool has it (no registry read), else the
@@ -394,7 +388,7 @@ class Platform:
         self.provisioning.forget(name)
         self.async_configs.forget(name)
         await self.triggers.forget(name)
-        self.metrics.forget(name)
+        self.observability.forget(name)
         self._collect(record.digest)
         return record
 

@@ -272,6 +272,16 @@ def add_serve_command(commands: Any) -> None:
         help="mlambda cost: what this machine costs an hour (default 0: not counted)",
     )
     serve.add_argument(
+        "--alarms-file",
+        metavar="FILE",
+        help="alarms as code: a TOML file of [[alarm]] tables, put in place at start",
+    )
+    serve.add_argument(
+        "--log-retention-days",
+        type=int,
+        help="days function log lines are kept (default 0: until --max-log-bytes rotates them)",
+    )
+    serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=None,

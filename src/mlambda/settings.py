@@ -12,7 +12,7 @@ from typing import Any
 
 ENV_PREFIX = "MLAMBDA_"
 # Fields that hold a path but default to None.
-PATH_FIELDS = frozenset({"master_key_file", "tls_cert", "tls_key", "ca_file"})
+PATH_FIELDS = frozenset({"master_key_file", "tls_cert", "tls_key", "ca_file", "alarms_file"})
 
 # Variables an instance inherits from the platform's environment. Nothing else passes, so the
 # platform's own secrets (the API key, database URLs) never reach user code or its logs.
@@ -115,6 +115,12 @@ class Settings:
     price_gb_second: float = 0.0000166667
     price_per_million_requests: float = 0.20
     machine_hourly_cost: float = 0.0
+    # Alarms kept as code: a TOML file of [[alarm]] tables, put in place at each start (alarms
+    # made with the API live in the registry beside them). None: only those.
+    alarms_file: Path | None = None
+    # Days a function's log lines are kept (0: until --max-log-bytes rotates them away); older
+    # lines are removed within the hour, as CloudWatch Logs' retention does.
+    log_retention_days: int = 0
     # The part of the platform's environment that instances inherit (see INSTANCE_ENV_PASSTHROUGH).
     instance_env: tuple[tuple[str, str], ...] = ()
 

@@ -38,6 +38,7 @@ class Server:
         cwd: Path | None = None,
         prefix: tuple[str, ...] = (),
         ca_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir_arg = data_dir  # as given to --data-dir: may be relative to cwd
         self.cwd = cwd
@@ -52,11 +53,13 @@ class Server:
         self.extra = extra
         # A command that runs serve (as another user, in a namespace...): it execs its arguments.
         self.prefix = prefix
+        self.env = env or {}  # added to the environment serve runs in
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
 
     def start(self) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLAMBDA_", "OTEL_"))}
+        env.update(self.env)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -105,7 +108,8 @@ class Server:
         )
 
     def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLAMBDA_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLAMBDA_", "OTEL_"))}
+        env.update(self.env)
         env |= {"MLAMBDA_URL": self.url, "MLAMBDA_DATA_DIR": str(self.data_dir)}
         return subprocess.run(
             [sys.executable, "-m", "mlambda", *args],

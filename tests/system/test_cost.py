@@ -70,3 +70,44 @@ def test_cost_equals_what_the_report_lines_billed_and_outlives_a_restart(tmp_pat
             assert refused.status_code == 400 and says in refused.json()["errorMessage"]
     finally:
         server.stop()
+
+
+SPINNER = """
+    import time
+
+    def handler(event, context):
+        spin = time.process_time() + event["cpu_ms"] / 1000
+        while time.process_time() < spin:
+            pass
+        time.sleep(event.get("sleep_ms", 0) / 1000)
+        return "done"
+"""
+
+
+def test_cpu_seconds_are_measured_and_a_model_counts_each_row_as_a_prediction(tmp_path):
+    from tests.models import build
+
+    server = Server(tmp_path / "data").start()
+    try:
+        server.deploy(_function(tmp_path, "spinner", SPINNER, memory_mb=256))
+        for _ in range(3):  # 150 ms of CPU in 450 ms of duration, each
+            server.client.invoke("spinner", b'{"cpu_ms": 150, "sleep_ms": 300}')
+        path, batch, _ = build.onnx_mlp(tmp_path)
+        server.deploy_path(path, name="mlp")
+        rows = batch.tolist()
+        for size in (1, len(rows)):
+            answered = server.http(
+                "POST", "/v1/functions/mlp/invoke", content=json.dumps({"inputs": rows[:size]})
+            )
+            assert answered.status_code == 200, answered.text
+        report = server.http("GET", "/v1/cost", params={"since": "1d"}).json()
+        spinner = next(r for r in report["rows"] if r["name"] == "spinner")
+        assert 0.45 <= spinner["cpuSeconds"] < 0.9  # measured, not the 1.35 s of duration
+        assert spinner["billedSeconds"] >= 1.35 and spinner["predictions"] == 3
+        mlp = next(r for r in report["rows"] if r["name"] == "mlp")
+        assert (mlp["invocations"], mlp["predictions"]) == (2, 1 + len(rows))
+        assert mlp["lambdaCostPerPrediction"] == pytest.approx(mlp["lambdaCost"] / (1 + len(rows)))
+        printed = server.cli("cost", "--since", "1d")
+        assert "PER PREDICTION" in printed.stdout and "CPU-SECONDS" in printed.stdout
+    finally:
+        server.stop()

@@ -6,7 +6,8 @@ cannot drift from the code.
   prints, where `...` stands for anything and numbers, ids and digests may differ.
 - ```python blocks run; a block whose first line is `# path/file.py` (or `.toml`) is written to
   that path of the page's workspace instead, for the commands after it.
-- ```toml blocks must be a valid mlambda.toml (fragments are read under a minimal [function]);
+- ```toml blocks must be a valid mlambda.toml (fragments are read under a minimal [function]),
+  or a valid alarms file ([[alarm]] tables);
   ```json blocks must parse.
 - `<!-- docs-test: skip: REASON -->` on the line before a block leaves it out, with the reason.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from mlambda.events.triggers.config import parse_triggers
+from mlambda.observe.alarm_rule import rule_from_dict
 from mlambda.spec import spec_from_dict
 from tests.system.conftest import Server
 
@@ -240,6 +242,10 @@ def _check_toml(block: Block) -> None:
     and [[triggers]] tables."""
     document = tomllib.loads(block.text)
     where = f"{block.page.name}:{block.line}"
+    if set(document) == {"alarm"}:
+        for alarm in document["alarm"]:
+            rule_from_dict(alarm)
+        return
     assert document and set(document) <= {"function", "triggers"}, (
         f"{where}: settings go under [function] or [[triggers]]"
     )

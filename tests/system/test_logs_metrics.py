@@ -121,7 +121,13 @@ def test_metrics_count_invocations_errors_and_cold_starts(server, make_function)
         'mlambda_errors_total{error_type="RuntimeError",function="chatty",version="$LATEST"} 1.0'
         in text
     )
-    assert 'mlambda_cold_starts_total{function="chatty",version="$LATEST"} 1.0' in text
+    assert re.search(
+        r'mlambda_cold_starts_total\{function="chatty",tier="(process|base|runtime|template)",'
+        r'version="\$LATEST"\} 1.0',
+        text,
+    )
+    assert 'mlambda_predictions_total{function="chatty",version="$LATEST"} 1.0' in text
+    assert 'mlambda_cpu_seconds_total{function="chatty",version="$LATEST"}' in text
     assert 'mlambda_duration_seconds_count{function="chatty",version="$LATEST"} 2.0' in text
     assert 'mlambda_init_duration_seconds_count{function="chatty",version="$LATEST"} 1.0' in text
     assert 'mlambda_instances{function="chatty",state="idle",version="$LATEST"} 1.0' in text

@@ -76,11 +76,48 @@ def test_the_ledger_counts_writes_and_reads_back_what_is_not_written_yet():
     ledger = UsageLedger(engine, clock=lambda: now[0])
     ledger.add("a", "$LATEST", 256, 10, error=False)
     ledger.add("a", "$LATEST", 256, 5, error=True)
-    assert ledger.rows("2026-11-30") == {("a", "$LATEST", "2026-11-30"): Usage(2, 1, 15, 3840)}
+    assert ledger.rows("2026-11-30") == {
+        ("a", "$LATEST", "2026-11-30"): Usage(2, 1, 15, 3840, 0, 2)
+    }
     ledger.write()
     ledger.add("a", "$LATEST", 256, 1, error=False)
-    assert ledger.rows("2026-11-30")[("a", "$LATEST", "2026-11-30")] == Usage(3, 1, 16, 4096)
+    assert ledger.rows("2026-11-30")[("a", "$LATEST", "2026-11-30")] == Usage(3, 1, 16, 4096, 0, 3)
     ledger.write()
     ledger.write()  # nothing new: nothing added twice
-    assert ledger.rows("2026-11-30")[("a", "$LATEST", "2026-11-30")] == Usage(3, 1, 16, 4096)
+    assert ledger.rows("2026-11-30")[("a", "$LATEST", "2026-11-30")] == Usage(3, 1, 16, 4096, 0, 3)
     assert ledger.rows("2026-12-01") == {}
+
+
+def test_cpu_time_and_predictions_are_counted_and_priced_per_prediction():
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    ledger = UsageLedger(engine, clock=lambda: 1_796_000_000.0)
+    ledger.add("m", "1", 1024, 1000, error=False, cpu_ms=250.4, rows=32)
+    ledger.add("m", "1", 1024, 1000, error=True, cpu_ms=10.0, rows=0)
+    ledger.write()
+    usage = ledger.rows("2026-11-30")
+    assert usage[("m", "1", "2026-11-30")] == Usage(2, 1, 2000, 2048000, 260, 32)
+    rows, _ = cost_rows(usage, Rates(1.0, 0.0, 0.0), "function", hours=1)
+    assert rows[0]["cpuSeconds"] == 0.26 and rows[0]["predictions"] == 32
+    assert rows[0]["lambdaCostPerPrediction"] == pytest.approx(2.0 / 32)
+    assert rows[0]["hereCostPerPrediction"] == 0.0
+
+
+def test_an_older_usage_table_gains_the_new_columns_in_place(tmp_path):
+    from mlambda.registry.registry import Registry
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE usage (function VARCHAR(64), version VARCHAR(32), day VARCHAR(10), "
+            "invocations BIGINT NOT NULL, errors BIGINT NOT NULL, billed_ms BIGINT NOT NULL, "
+            "mb_ms BIGINT NOT NULL, PRIMARY KEY (function, version, day))"
+        ))  # fmt: skip
+        conn.execute(sa.text("INSERT INTO usage VALUES ('f', '$LATEST', '2026-11-30', 3, 0, 9, 9)"))
+    engine.dispose()
+    registry = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    ledger = UsageLedger(registry.engine, clock=lambda: 1_796_000_000.0)
+    ledger.add("f", "$LATEST", 1, 1, error=False, cpu_ms=5, rows=4)
+    ledger.write()
+    assert ledger.rows("2026-11-30")[("f", "$LATEST", "2026-11-30")] == Usage(4, 0, 10, 10, 5, 4)
+    registry.close()

@@ -62,3 +62,32 @@ def test_since_is_an_age_made_a_timestamp():
 def test_a_bad_query_is_refused(since, format, says):
     with pytest.raises(InvalidRequest, match=says):
         parse_query(since, "", "", format, 0.0)
+
+
+def test_retention_cuts_the_lines_older_than_it_and_keeps_what_is_written_meanwhile(tmp_path):
+    import asyncio
+
+    from mlambda.observe.logs import LogSink
+
+    sink = LogSink(tmp_path, max_bytes=1 << 20)
+    day = 86400.0
+    for n, age_days in enumerate((9, 8, 2, 1)):
+        sink.write("f", [f"line {n}"], now=1_796_000_000.0 - age_days * day)
+    sink.write("g", ["recent"], now=1_796_000_000.0 - day)
+    (tmp_path / "old.log.1").write_text("2026-01-01T00:00:00.000Z ancient\n")
+
+    async def expire_while_writing() -> int:
+        expiring = asyncio.ensure_future(sink.expire(1_796_000_000.0 - 3 * day))
+        await asyncio.sleep(0)  # the cut has started: this line is held, then appended
+        sink.write("f", ["during the cut"], now=1_796_000_000.0)
+        return await expiring
+
+    assert asyncio.run(expire_while_writing()) == 2
+    assert [line.split(" ", 1)[1] for line in sink.tail("f", 10)] == [
+        "line 2\n", "line 3\n", "during the cut\n"
+    ]  # fmt: skip
+    assert [line.split(" ", 1)[1] for line in sink.tail("g", 10)] == ["recent\n"]
+    assert not (tmp_path / "old.log.1").exists()
+    sink.write("f", ["after"])
+    assert sink.tail("f", 1)[0].endswith("after\n")
+    sink.close()

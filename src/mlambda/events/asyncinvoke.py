@@ -58,8 +58,11 @@ class AsyncInvoker:
         region: str = "us-east-1",
         clock: Callable[[], float] = time.time,
         send: Send | None = None,
+        on_dead: Callable[[str, str], None] | None = None,
     ) -> None:
         self.region = region
+        # Told of each event that ended without success: (function, "failed" or "expired").
+        self._on_dead = on_dead
         # Sends a message to a platform queue (a destination ``mlambda://NAME``).
         self._send = send
         self.queue = queue
@@ -272,6 +275,8 @@ class AsyncInvoker:
     async def _end(self, record: Record, state: str, error: dict[str, Any]) -> None:
         destination = self._destination(record.function, "on_failure")
         await self.queue.end(record.id, self.clock(), state, error, destination)
+        if self._on_dead is not None:
+            self._on_dead(record.function, state)
         if destination:
             self._deliver(record.id)
 

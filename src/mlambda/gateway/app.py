@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from mlambda.errors import MlambdaError, ServiceUnavailable
 from mlambda.gateway import (
     admin,
+    alarms,
     concurrency,
     cost,
     events,
@@ -99,6 +100,11 @@ def routes() -> list[Route]:
         Route("/v1/events", events.put_events, methods=["POST"]),
         Route("/v1/events/s3", events.s3_notification, methods=["POST"]),
         Route("/v1/cost", cost.cost, methods=["GET"]),
+        Route("/v1/alarms", alarms.list_alarms, methods=["GET"]),
+        Route("/v1/alarms/{alarm}", alarms.get_alarm, methods=["GET"]),
+        Route("/v1/alarms/{alarm}", alarms.put_alarm, methods=["PUT"]),
+        Route("/v1/alarms/{alarm}", alarms.delete_alarm, methods=["DELETE"]),
+        Route("/v1/functions/{name}/metrics", alarms.function_metrics, methods=["GET"]),
         Route("/v1/jobs", jobs.create_job, methods=["POST"]),
         Route("/v1/jobs", jobs.list_jobs, methods=["GET"]),
         Route("/v1/jobs/{id}", jobs.get_job, methods=["GET"]),

@@ -367,6 +367,7 @@ def document() -> dict[str, Any]:
         queue_paths,
     )
     from mlambda.gateway.openapi_lambda import lambda_paths
+    from mlambda.gateway.openapi_observe import observe_paths
     from mlambda.gateway.openapi_triggers import event_paths, sqs_paths, trigger_paths
     from mlambda.gateway.openapi_versions import version_paths
 
@@ -397,6 +398,7 @@ def document() -> dict[str, Any]:
             **_lambda(),
             **lambda_paths(),
             **async_paths(),
+            **observe_paths(),
             **queue_paths(),
             **trigger_paths(),
             **sqs_paths(),

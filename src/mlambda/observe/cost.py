@@ -56,10 +56,18 @@ def priced(name: str, usage: Usage, rates: Rates, here_share: float) -> dict[str
         "billedSeconds": usage.billed_ms / 1000,
         "gbSeconds": gb_seconds,
         "lambdaCost": on_lambda,
-        "lambdaCostPerInvocation": on_lambda / usage.invocations if usage.invocations else None,
+        "lambdaCostPerInvocation": _per(on_lambda, usage.invocations),
         "hereCost": here_share,
-        "hereCostPerInvocation": here_share / usage.invocations if usage.invocations else None,
+        "hereCostPerInvocation": _per(here_share, usage.invocations),
+        "cpuSeconds": usage.cpu_ms / 1000,
+        "predictions": usage.predictions,
+        "lambdaCostPerPrediction": _per(on_lambda, usage.predictions),
+        "hereCostPerPrediction": _per(here_share, usage.predictions),
     }
+
+
+def _per(cost: float, count: int) -> float | None:
+    return cost / count if count else None
 
 
 def cost_rows(

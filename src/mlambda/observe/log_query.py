@@ -36,15 +36,19 @@ class LogQuery:
         return bool(self.since or self.text or self.request_id)
 
 
+def ago_seconds(since: str) -> int:
+    """``30s``, ``10m``, ``2h`` or ``7d`` in seconds; a 400 otherwise."""
+    match = _SINCE.fullmatch(since.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidRequest(f"since must be like 30s, 10m, 2h or 7d, got {since!r}")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
 def parse_query(since: str, text: str, request_id: str, format: str, now: float) -> LogQuery:
     """The query's parameters checked; ``since`` is ``30s``, ``10m``, ``2h`` or ``7d`` ago."""
     stamp = ""
     if since:
-        match = _SINCE.fullmatch(since.strip())
-        if match is None:
-            raise InvalidRequest(f"since must be like 30s, 10m, 2h or 7d, got {since!r}")
-        ago = now - int(match.group(1)) * _UNIT_S[match.group(2)]
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ago))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - ago_seconds(since)))
     if format not in FORMATS:
         raise InvalidRequest(f"format must be text or json, got {format!r}")
     return LogQuery(stamp, text, request_id, format)

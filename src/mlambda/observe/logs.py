@@ -1,13 +1,15 @@
 """Function logs: one append-only file per function, and live subscribers for ``--follow``.
 
 A stored line is ``<ISO-8601 UTC timestamp> <text>``; a log file past ``max_bytes`` is rotated
-to ``<name>.log.1`` (one generation kept), so logs never fill the disk.
+to ``<name>.log.1`` (one generation kept), so logs never fill the disk. ``expire`` removes the
+lines older than a retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -33,6 +35,8 @@ class LogSink:
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = {}
         self._unflushed: set[BinaryIO] = set()
         self._sizes: dict[str, int] = {}
+        # Text written while the function's file is being cut (expire): appended after.
+        self._held: dict[str, list[str]] = {}
 
     def path(self, function: str) -> Path:
         return self.directory / f"{function}.log"
@@ -42,15 +46,13 @@ class LogSink:
         text = "".join(f"{stamp} {line}\n" for line in lines)
         if not text:
             return
-        handle = self._file(function)
-        data = text.encode("utf-8", errors="replace")
-        handle.write(data)
-        self._sizes[function] += len(data)
-        self._flush_soon(handle)
+        held = self._held.get(function)
+        if held is not None:
+            held.append(text)
+        else:
+            self.write_text(function, text)
         for queue in self._subscribers.get(function, ()):
             queue.put_nowait(text)
-        if self._sizes[function] > self.max_bytes:
-            self._rotate(function)
 
     def _flush_soon(self, handle: BinaryIO) -> None:
         """Written to the file before the event loop reads its next request: one write per
@@ -77,10 +79,52 @@ class LogSink:
         return handle
 
     def _rotate(self, function: str) -> None:
-        handle = self._files.pop(function)
-        self._unflushed.discard(handle)
-        handle.close()
+        self._close(function)
         self.path(function).replace(self.path(function).with_suffix(".log.1"))
+
+    async def expire(self, before: float) -> int:
+        """Remove the lines written before ``before`` from every function's files; returns the
+        files cut. A file is cut in a thread; what its function writes meanwhile is held and
+        appended once it is done, so nothing is lost and the loop never waits on the disk."""
+        cutoff = timestamp(before)
+        cut = 0
+        for path in sorted(self.directory.glob("*.log*")):
+            if path.suffix == ".cut":  # a cut that a crash interrupted
+                path.unlink(missing_ok=True)
+                continue
+            if not _older_first_line(path, cutoff):
+                continue
+            function = path.name.split(".log")[0]
+            current = path == self.path(function)
+            if current:
+                self._held[function] = []
+                self._close(function)
+            try:
+                await asyncio.to_thread(_cut, path, cutoff)
+                cut += 1
+            finally:
+                if current:
+                    held = self._held.pop(function)
+                    if held:
+                        self.write_text(function, "".join(held))
+        return cut
+
+    def write_text(self, function: str, text: str) -> None:
+        """Append already stamped text."""
+        handle = self._file(function)
+        data = text.encode("utf-8", errors="replace")
+        handle.write(data)
+        self._sizes[function] += len(data)
+        self._flush_soon(handle)
+        if self._sizes[function] > self.max_bytes:
+            self._rotate(function)
+
+    def _close(self, function: str) -> None:
+        handle = self._files.pop(function, None)
+        if handle is not None:
+            self._unflushed.discard(handle)
+            with contextlib.suppress(OSError):
+                handle.close()
 
     def tail(self, function: str, lines: int) -> list[str]:
         self.flush()
@@ -102,10 +146,7 @@ class LogSink:
             self._subscribers[function].discard(queue)
 
     def remove(self, function: str) -> None:
-        handle = self._files.pop(function, None)
-        if handle is not None:
-            self._unflushed.discard(handle)
-            handle.close()
+        self._close(function)
         for path in (self.path(function), self.path(function).with_suffix(".log.1")):
             path.unlink(missing_ok=True)
 
@@ -115,3 +156,24 @@ class LogSink:
             with contextlib.suppress(OSError):
                 handle.close()
         self._files.clear()
+
+
+def _older_first_line(path: Path, cutoff: str) -> bool:
+    with contextlib.suppress(OSError), path.open("rb") as handle:
+        return handle.read(len(cutoff)).decode("ascii", errors="replace") < cutoff
+    return False
+
+
+def _cut(path: Path, cutoff: str) -> None:
+    """Keep the lines stamped at or after ``cutoff`` (lines are in time order)."""
+    with path.open("rb") as handle:
+        lines = handle.readlines()
+    stamp = cutoff.encode()
+    keep = next((i for i, line in enumerate(lines) if line[: len(stamp)] >= stamp), len(lines))
+    if keep == len(lines):
+        path.unlink(missing_ok=True)
+        return
+    spare = path.with_name(path.name + ".cut")
+    with spare.open("wb") as handle:
+        handle.writelines(lines[keep:])
+    os.replace(spare, path)

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+# Distinct errorType labels kept per function version (label cardinality stays bounded).
+MAX_ERROR_TYPES = 20
 INIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -18,6 +20,8 @@ class Series:
     lookup takes a lock and builds a key, several times a call otherwise."""
 
     successes: Any
+    predictions: Any
+    cpu: Any
     duration: Any
     queue_wait: Any
     batch_size: Any
@@ -28,6 +32,7 @@ class Series:
 class Metrics:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], Series] = {}
+        self._error_types: dict[tuple[str, str], set[str]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter(
@@ -84,8 +89,32 @@ class Metrics:
         )
         self.cold_starts = Counter(
             "mlambda_cold_starts",
-            "Invocations served by a freshly started instance",
+            "Invocations served by a freshly started instance, by where it came from",
+            ["function", "version", "tier"],
+            registry=r,
+        )
+        self.predictions = Counter(
+            "mlambda_predictions",
+            "Rows a model answered (a handler's event counts one)",
             ["function", "version"],
+            registry=r,
+        )
+        self.cpu = Counter(
+            "mlambda_cpu_seconds",
+            "CPU time instances spent on invocations",
+            ["function", "version"],
+            registry=r,
+        )
+        self.provisioned_utilization = Gauge(
+            "mlambda_provisioned_utilization_ratio",
+            "Busy provisioned instances over provisioned instances (absent without any)",
+            ["function", "version"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "mlambda_async_dead_letters",
+            "Asynchronous invocations that ended without success, by how (failed, expired)",
+            ["function", "reason"],
             registry=r,
         )
         self.instance_starts = Counter(
@@ -123,6 +152,8 @@ class Metrics:
             labels = (function, version)
             found = self._series[labels] = Series(
                 successes=self.invocations.labels(*labels, "success"),
+                predictions=self.predictions.labels(*labels),
+                cpu=self.cpu.labels(*labels),
                 duration=self.duration.labels(*labels),
                 queue_wait=self.queue_wait.labels(*labels),
                 batch_size=self.batch_size.labels(*labels),
@@ -165,11 +196,25 @@ class Metrics:
             self.instance_starts,
             self.concurrent,
             self.instances,
+            self.predictions,
+            self.cpu,
+            self.provisioned_utilization,
         ):
             metric.remove_by_labels(labels)
         if version is None:
             self.async_depth.remove_by_labels(labels)
             self.async_oldest.remove_by_labels(labels)
+            self.dead_letters.remove_by_labels(labels)
+            self._error_types = {k: v for k, v in self._error_types.items() if k[0] != function}
+
+    def error_type(self, function: str, version: str, error_type: str) -> str:
+        """The label for an errorType: user code names its exceptions, so past
+        MAX_ERROR_TYPES distinct ones per function version the rest count as "Other"."""
+        seen = self._error_types.setdefault((function, version), set())
+        if error_type in seen or len(seen) < MAX_ERROR_TYPES:
+            seen.add(error_type)
+            return error_type
+        return "Other"
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

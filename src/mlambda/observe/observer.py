@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from mlambda.observe.history import MetricHistory
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.report import Report
@@ -57,10 +58,18 @@ def log_lines(
 
 
 class PlatformObserver(Observer):
-    def __init__(self, logs: LogSink, metrics: Metrics, usage: UsageLedger | None = None) -> None:
+    def __init__(
+        self,
+        logs: LogSink,
+        metrics: Metrics,
+        usage: UsageLedger | None = None,
+        history: MetricHistory | None = None,
+    ) -> None:
         self.logs = logs
         self.metrics = metrics
         self.usage = usage
+        self.history = history
+        self._provisioned: set[tuple[str, str]] = set()  # versions with a utilisation gauge
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
         report = report_for(record, invocation)
@@ -72,9 +81,19 @@ class PlatformObserver(Observer):
                 report.memory_mb,
                 report.billed_ms,
                 invocation.error is not None,
+                invocation.cpu_ms,
+                invocation.rows,
             )
         self._count(record.name, record.version, invocation)
         error = invocation.error
+        if self.history is not None:  # for alarms and charts
+            self.history.record(
+                record.name,
+                invocation.duration_ms,
+                error is not None,
+                invocation.init_ms is not None,
+                invocation.rows,
+            )
         if error is not None:
             # One line in serve's terminal per failed invocation; the function log has the rest.
             terminal.warning(
@@ -98,12 +117,14 @@ class PlatformObserver(Observer):
                 outcome = "timeout"
                 m.timeouts.labels(name, version).inc()
             m.invocations.labels(name, version, outcome).inc()
-            m.errors.labels(name, version, error.error_type).inc()
+            m.errors.labels(name, version, m.error_type(name, version, error.error_type)).inc()
         series.duration.observe(invocation.duration_ms / 1000)
         series.queue_wait.observe(invocation.queue_wait_ms / 1000)
         series.batch_size.observe(invocation.batch_size)
+        series.predictions.inc(invocation.rows)
+        series.cpu.inc(invocation.cpu_ms / 1000)
         if invocation.init_ms is not None:
-            m.cold_starts.labels(name, version).inc()
+            m.cold_starts.labels(name, version, invocation.init_tier or "process").inc()
             m.init_duration.labels(name, version).observe(invocation.init_ms / 1000)
 
     def output(self, record: FunctionRecord, text: str) -> None:
@@ -114,6 +135,8 @@ class PlatformObserver(Observer):
 
     def throttled(self, record: FunctionRecord, reason: str = "") -> None:
         self.metrics.throttles.labels(record.name, record.version).inc()
+        if self.history is not None:
+            self.history.count(record.name, "Throttles")
         terminal.warning("%s throttled: %s", record.name, reason or "429")
 
     def instances(self, record: FunctionRecord, counts: dict[str, int]) -> None:
@@ -121,3 +144,12 @@ class PlatformObserver(Observer):
         for state, gauge in series.instances.items():
             gauge.set(counts[state])
         series.concurrent.set(counts["busy"])
+        provisioned = counts.get("provisioned", 0)
+        labels = (record.name, record.version)
+        gauge = self.metrics.provisioned_utilization
+        if provisioned:
+            gauge.labels(*labels).set(min(counts["busy"], provisioned) / provisioned)
+            self._provisioned.add(labels)
+        elif labels in self._provisioned:
+            self._provisioned.discard(labels)
+            gauge.remove(*labels)

@@ -1,8 +1,9 @@
 """What each function version used, per day (UTC): invocations, errors, billed milliseconds and
-billed milliseconds times memory, as each REPORT line says them. Counted in memory as
-invocations end and written to the registry's ``usage`` table at most every few seconds and when
-the platform stops (a ``kill -9`` loses at most those seconds of counts); ``rows`` adds what is
-not written yet, so a report is exact."""
+billed milliseconds times memory, as each REPORT line says them, the CPU time instances
+measured and the rows predicted. Counted in memory as invocations end and written to the
+registry's ``usage`` table at most every few seconds and when the platform stops (a ``kill -9``
+loses at most those seconds of counts); ``rows`` adds what is not written yet, so a report is
+exact."""
 
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ class Usage:
     errors: int = 0
     billed_ms: int = 0
     mb_ms: int = 0  # memory_mb x billed_ms, summed
+    cpu_ms: int = 0  # what the instances measured (rounded per invocation)
+    predictions: int = 0  # rows a model answered; a handler's event counts one
 
     def add(self, other: Usage) -> None:
         self.invocations += other.invocations
         self.errors += other.errors
         self.billed_ms += other.billed_ms
         self.mb_ms += other.mb_ms
+        self.cpu_ms += other.cpu_ms
+        self.predictions += other.predictions
 
 
 Key = tuple[str, str, str]  # function, version, day
@@ -49,7 +54,16 @@ class UsageLedger:
         self._writing = threading.Lock()  # one write at a time, in order
         self._written_at = clock()
 
-    def add(self, function: str, version: str, memory_mb: int, billed_ms: int, error: bool) -> None:
+    def add(
+        self,
+        function: str,
+        version: str,
+        memory_mb: int,
+        billed_ms: int,
+        error: bool,
+        cpu_ms: float = 0.0,
+        rows: int = 1,
+    ) -> None:
         """One invocation's REPORT. A write is started in a thread when one is due."""
         now = self.clock()
         with self._lock:
@@ -58,6 +72,8 @@ class UsageLedger:
             usage.errors += int(error)
             usage.billed_ms += billed_ms
             usage.mb_ms += memory_mb * billed_ms
+            usage.cpu_ms += round(cpu_ms)
+            usage.predictions += rows
         if now - self._written_at >= WRITE_EVERY_S:
             self._written_at = now
             threading.Thread(target=self.write, name="usage-write", daemon=True).start()
@@ -85,7 +101,12 @@ class UsageLedger:
             with self.engine.connect() as conn:
                 found = {
                     (row.function, row.version, row.day): Usage(
-                        row.invocations, row.errors, row.billed_ms, row.mb_ms
+                        row.invocations,
+                        row.errors,
+                        row.billed_ms,
+                        row.mb_ms,
+                        row.cpu_ms,
+                        row.predictions,
                     )
                     for row in conn.execute(sa.select(table).where(table.c.day >= since_day))
                 }
@@ -107,6 +128,8 @@ def _add_row(conn: sa.Connection, key: Key, usage: Usage) -> None:
             errors=table.c.errors + usage.errors,
             billed_ms=table.c.billed_ms + usage.billed_ms,
             mb_ms=table.c.mb_ms + usage.mb_ms,
+            cpu_ms=table.c.cpu_ms + usage.cpu_ms,
+            predictions=table.c.predictions + usage.predictions,
         )
     )
     if done.rowcount == 0:

@@ -28,6 +28,9 @@ class Invocation:
     # Invocations that shared this one's call ([function.batch]); time spent queued.
     batch_size: int = 1
     queue_wait_ms: float = 0.0
+    # CPU time the instance spent on it; rows predicted (a handler's event counts one).
+    cpu_ms: float = 0.0
+    rows: int = 1
     # The version that ran ($LATEST or a published one): an alias picks one per call.
     version: str = "$LATEST"
 

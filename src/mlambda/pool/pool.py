@@ -195,6 +195,7 @@ class Pool(Batching, Lifecycle):
             result.error = (
                 out_of_memory(instance, result.request_id, self.spec.memory_mb) or outcome
             )
+            result.rows = 0
             return
         if isinstance(outcome, BaseException):
             raise outcome
@@ -203,6 +204,8 @@ class Pool(Batching, Lifecycle):
         result.duration_ms = outcome.duration_ms
         result.max_memory_mb = outcome.max_memory_mb
         result.batch_size = outcome.batch_size
+        result.cpu_ms = outcome.cpu_ms
+        result.rows = outcome.rows
         if isinstance(outcome, protocol.Failure):
             result.error = function_error(outcome.error)
         else:
@@ -367,7 +370,8 @@ class Pool(Batching, Lifecycle):
         return {"starting": self.starting, "busy": busy, "idle": idle, "queued": len(self._queue)}
 
     def _report_instances(self) -> None:
-        self.observer.instances(self.record, self.counts())
+        # Provisioned instances are the oldest: load packs onto them first.
+        self.observer.instances(self.record, {**self.counts(), "provisioned": self.provisioned})
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop taking requests; let queued and running ones finish; then stop every instance."""

@@ -21,6 +21,7 @@ class Registry:
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
         tables.metadata.create_all(self.engine)
+        tables.add_missing_columns(self.engine)
         self.releases = Releases(self.engine)
         self.concurrency = ConcurrencySettings(self.engine)
 

@@ -156,8 +156,9 @@ job_items = sa.Table(
     sa.Index("job_items_state", "job", "state"),
 )
 
-# What each function version used per day (UTC), for `mlambda cost`: invocations, errors, and
-# billed milliseconds times memory in MB (exact integers: GB-seconds are derived).
+# What each function version used per day (UTC), for `mlambda cost`: invocations, errors,
+# billed milliseconds times memory in MB (exact integers: GB-seconds are derived), the CPU
+# milliseconds instances measured, and the rows predicted.
 usage = sa.Table(
     "usage",
     metadata,
@@ -168,6 +169,8 @@ usage = sa.Table(
     sa.Column("errors", sa.BigInteger, nullable=False),
     sa.Column("billed_ms", sa.BigInteger, nullable=False),
     sa.Column("mb_ms", sa.BigInteger, nullable=False),
+    sa.Column("cpu_ms", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("predictions", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 # The platform's queues made by name (SQS's CreateQueue): such a queue exists while empty. A
@@ -178,3 +181,54 @@ platform_queues = sa.Table(
     sa.Column("name", sa.String(80), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+
+# Alarms (observe/alarms.py): each rule as JSON (its webhook URLs sealed apart: a Slack URL is
+# a secret), where it came from ("api" or "settings"), and its state with the reason and time.
+alarms = sa.Table(
+    "alarms",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("rule", sa.JSON, nullable=False),
+    sa.Column("webhooks_sealed", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(17), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("state_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# Each alarm's last state changes, newest kept (observe/alarm_store.py trims them).
+alarm_transitions = sa.Table(
+    "alarm_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("old", sa.String(17), nullable=False),
+    sa.Column("new", sa.String(17), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+
+def add_missing_columns(engine: sa.engine.Engine) -> None:
+    """Columns a newer release added to a table an older one made: added in place (each has a
+    server default), so a data dir carries over without a migration step."""
+    inspector = sa.inspect(engine)
+    names = set(inspector.get_table_names())
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if table.name not in names:
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.server_default is not None:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    default = column.server_default.arg  # type: ignore[attr-defined]
+                    conn.execute(
+                        sa.text(
+                            f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind} '
+                            f"NOT NULL DEFAULT {default}"
+                        )
+                    )

@@ -148,6 +148,10 @@ class Result(msgspec.Struct, tag="result", kw_only=True):
     headers: dict[str, str] = {}
     # How many invocations shared the call that produced this result.
     batch_size: int = 1
+    # CPU time the instance used for it (a shared call's, split evenly), and the rows (model
+    # predictions) it answered: 1 for a handler's event.
+    cpu_ms: float = 0.0
+    rows: int = 1
 
 
 class Failure(msgspec.Struct, tag="failure", kw_only=True):
@@ -158,6 +162,8 @@ class Failure(msgspec.Struct, tag="failure", kw_only=True):
     duration_ms: float
     max_memory_mb: int
     batch_size: int = 1
+    cpu_ms: float = 0.0
+    rows: int = 1
 
 
 class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):

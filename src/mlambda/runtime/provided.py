@@ -117,11 +117,13 @@ class ProvidedRuntime:
         assert self.output is not None
         self.output.begin()
         started = time.perf_counter()
+        cpu = self._cpu_ms()
         self.api.offer(request, function_arn(self.config.function_name, request.qualifier))
         event = self._next_event()
         duration = (time.perf_counter() - started) * 1000
         logs = self.output.end()
         memory = self._max_memory_mb()
+        cpu = self._cpu_ms() - cpu
         if event.kind == "response":
             return protocol.Result(
                 request_id=request.request_id,
@@ -129,6 +131,7 @@ class ProvidedRuntime:
                 logs=logs,
                 duration_ms=duration,
                 max_memory_mb=memory,
+                cpu_ms=cpu,
             )
         return protocol.Failure(
             request_id=request.request_id,
@@ -136,7 +139,21 @@ class ProvidedRuntime:
             logs=logs,
             duration_ms=duration,
             max_memory_mb=memory,
+            cpu_ms=cpu,
+            rows=0,
         )
+
+    def _cpu_ms(self) -> float:
+        """CPU time of this process and the bootstrap so far (its own children not counted)."""
+        own = time.process_time() * 1000
+        assert self.process is not None
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                # Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+                fields = stat.read().rpartition(")")[2].split()
+            return own + (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return own
 
     def _next_event(self) -> Event:
         event = self.api.events.get()

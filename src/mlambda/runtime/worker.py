@@ -96,6 +96,7 @@ class Worker:
         context = self._context(request)
         self.capture.begin()
         started = time.perf_counter()
+        cpu = time.process_time()
         try:
             event = handlers.decode_event(request.payload)
             body = self._checked(handlers.marshal(self.handler(event, context)))
@@ -104,13 +105,14 @@ class Worker:
         except BaseException as exc:
             duration = (time.perf_counter() - started) * 1000
             error = handlers.invocation_error(exc, request.request_id)
-            return self._failure(request, error, duration)
+            return self._failure(request, error, duration, (time.process_time() - cpu) * 1000)
         return protocol.Result(
             request_id=request.request_id,
             body=body,
             logs=self.capture.end(),
             duration_ms=(time.perf_counter() - started) * 1000,
             max_memory_mb=max_memory_mb(),
+            cpu_ms=(time.process_time() - cpu) * 1000,
         )
 
     def _checked(self, body: bytes) -> bytes:
@@ -129,10 +131,12 @@ class Worker:
         """Answer several invocations with one call of the model or batch handler."""
         self.capture.begin()
         started = time.perf_counter()
+        cpu = time.process_time()
         outcomes: list[bytes | tuple[bytes, dict[str, str]] | BaseException]
+        rows = [1] * len(requests)
         try:
             if self.model is not None:
-                outcomes = self._run_model(requests)
+                outcomes = self._run_model(requests, rows)
             else:
                 outcomes = self._run_batch_handler(requests)
         except SystemExit as exc:
@@ -141,10 +145,11 @@ class Worker:
             outcomes = [exc] * len(requests)
             sys.stdout.write(handlers.error_log(handlers.invocation_error(exc, "")))
         duration = (time.perf_counter() - started) * 1000
+        cpu_ms = (time.process_time() - cpu) * 1000 / len(requests)
         logs = self.capture.end()
         memory = max_memory_mb()
         answers: list[protocol.Result | protocol.Failure] = []
-        for request, outcome in zip(requests, outcomes, strict=True):
+        for request, outcome, count in zip(requests, outcomes, rows, strict=True):
             headers: dict[str, str] = {}
             if isinstance(outcome, tuple):
                 outcome, headers = outcome
@@ -159,6 +164,8 @@ class Worker:
                         duration_ms=duration,
                         max_memory_mb=memory,
                         batch_size=len(requests),
+                        cpu_ms=cpu_ms,
+                        rows=0,
                     )
                 )
             else:
@@ -171,23 +178,28 @@ class Worker:
                         max_memory_mb=memory,
                         headers=headers,
                         batch_size=len(requests),
+                        cpu_ms=cpu_ms,
+                        rows=count,
                     )
                 )
             logs = ""  # the batch's output is reported once, with its first request
         return answers
 
     def _run_model(
-        self, requests: list[protocol.Invoke]
+        self, requests: list[protocol.Invoke], rows: list[int]
     ) -> list[bytes | tuple[bytes, dict[str, str]] | BaseException]:
+        """The model's answers; ``rows`` gets each request's rows (0: none predicted)."""
         outcomes: list[bytes | tuple[bytes, dict[str, str]] | BaseException] = []
         decoded: list[Any] = []
         places: list[int] = []
         for request in requests:
             if request.protocol == "v2-metadata":
+                rows[len(outcomes)] = 0
                 outcomes.append(self.model.metadata())
                 continue
             try:
                 decoded.append(self.model.decode(request))
+                rows[len(outcomes)] = decoded[-1].rows or 1
                 places.append(len(outcomes))
                 outcomes.append(b"")
             except Exception as exc:
@@ -227,7 +239,7 @@ class Worker:
         return outcomes
 
     def _failure(
-        self, request: protocol.Invoke, error: dict[str, Any], duration: float
+        self, request: protocol.Invoke, error: dict[str, Any], duration: float, cpu_ms: float
     ) -> protocol.Failure:
         sys.stdout.write(handlers.error_log(error))  # into the invocation's log, as Lambda does
         return protocol.Failure(
@@ -236,6 +248,8 @@ class Worker:
             logs=self.capture.end(),
             duration_ms=duration,
             max_memory_mb=max_memory_mb(),
+            cpu_ms=cpu_ms,
+            rows=0,
         )
 
     def _answer(self, message: protocol.Invoke | protocol.Batch) -> None:

@@ -85,6 +85,12 @@ RULES = (
     Rule("POST", "/v1/jobs", "invoke", "job.create", named_in_body=True),
     Rule("GET", "/v1/jobs", "read"),
     Rule("GET", "/v1/cost", "read"),
+    # An alarm's function is in its body (PUT) or its rule (gateway/alarms.py checks it).
+    Rule("GET", "/v1/alarms", "read"),
+    Rule("GET", "/v1/alarms/{alarm}", "read", named_in_body=True),
+    Rule("PUT", "/v1/alarms/{alarm}", "deploy", "alarm.put", named_in_body=True),
+    Rule("DELETE", "/v1/alarms/{alarm}", "deploy", "alarm.delete", named_in_body=True),
+    Rule("GET", f"{FN}/metrics", "read"),
     Rule("GET", "/v1/jobs/{id}", "read"),
     Rule("POST", "/v1/jobs/{id}/cancel", "invoke", "job.cancel", named_in_body=True),
     Rule("POST", "/v1/queues/{name}/messages", "invoke"),

@@ -13,10 +13,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from mlambda.errors import ServiceUnavailable
+from mlambda.errors import ServiceUnavailable, Throttled
+
+if TYPE_CHECKING:
+    from mlambda.spec import FunctionSpec
 
 __all__ = [
     "FIRST_DELAY_S",
@@ -222,6 +225,20 @@ class RedisLimiter:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
+
+
+async def function_rate(limiter: Limiter, spec: FunctionSpec) -> None:
+    """A function's ``rate_limit`` (all its callers together): Throttled once it is spent."""
+    if spec.rate is None:
+        return
+    rate = Rate(*spec.rate)
+    wait = await limiter.allow(f"function:{spec.name}", rate)
+    if wait > 0:
+        raise Throttled(
+            f"Rate exceeded: {spec.name!r} accepts {rate.per_second:g} requests/s "
+            f"(burst {rate.burst:g}; function.rate_limit)",
+            retry_after=wait,
+        )
 
 
 def redacted_url(url: str) -> str:

@@ -1,0 +1,109 @@
+"""What the platform sees with, built in one place: Prometheus metrics, function logs, usage
+for cost, the in-memory metric history, and the alarms evaluated over it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import tomllib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlambda.errors import InvalidRequest
+from mlambda.observe.alarm_monitor import AlarmMonitor
+from mlambda.observe.alarm_rule import AlarmRule, rule_from_dict
+from mlambda.observe.alarm_store import AlarmStore
+from mlambda.observe.history import MetricHistory
+from mlambda.observe.logs import LogSink
+from mlambda.observe.metrics import Metrics
+from mlambda.observe.observer import PlatformObserver
+from mlambda.observe.usage import UsageLedger
+from mlambda.security.crypto import Envelope
+from mlambda.settings import Settings
+
+log = logging.getLogger("mlambda")
+RETENTION_SWEEP_S = 600
+
+
+def rules_in_file(path: Path) -> list[AlarmRule]:
+    """The ``[[alarm]]`` tables of a TOML file (``--alarms-file``); a clear error otherwise."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidRequest(f"alarms file {path}: {exc}") from None
+    unknown = sorted(set(data) - {"alarm"})
+    if unknown:
+        raise InvalidRequest(f"alarms file {path}: unknown table(s) {unknown}; use [[alarm]]")
+    rules = []
+    for index, entry in enumerate(data.get("alarm", [])):
+        try:
+            rules.append(rule_from_dict(entry))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"alarms file {path}, alarm #{index + 1}: {exc}") from None
+    return rules
+
+
+class Observability:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: sa.engine.Engine,
+        envelope: Envelope,
+        log_dir: Path,
+        notify_function: Callable[[str, bytes], Awaitable[Any]],
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.logs = LogSink(log_dir, settings.max_log_bytes)
+        self.usage = UsageLedger(engine)  # what mlambda cost reports
+        self.history = MetricHistory()  # what alarms and the console's charts read
+        self.observer = PlatformObserver(self.logs, self.metrics, self.usage, self.history)
+        self.alarms = AlarmStore(engine, envelope)
+        self.monitor = AlarmMonitor(
+            self.alarms, self.history, notify_function, region=settings.region
+        )
+        self._sweeping: asyncio.Task[None] | None = None
+        # Checked now: a broken alarms file stops serve before it listens.
+        self._file_rules = (
+            rules_in_file(settings.alarms_file) if settings.alarms_file is not None else []
+        )
+
+    async def start(self) -> None:
+        for rule in self._file_rules:
+            await asyncio.to_thread(self.alarms.put, rule, "settings")
+        await self.monitor.start()
+        if self.settings.log_retention_days > 0:
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep_logs())
+
+    async def _sweep_logs(self) -> None:
+        """Log lines past the retention go, checked every few minutes."""
+        while True:
+            before = time.time() - self.settings.log_retention_days * 86400
+            try:
+                await self.logs.expire(before)
+            except OSError as exc:
+                log.warning("log retention: %s", exc)
+            await asyncio.sleep(RETENTION_SWEEP_S)
+
+    async def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
+        await self.monitor.stop()
+        self.logs.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.usage.write)
+
+    def dead_letter(self, function: str, reason: str) -> None:
+        """An asynchronous invocation ended without success (failed or expired)."""
+        self.metrics.dead_letters.labels(function, reason).inc()
+        self.history.count(function, "DeadLetters")
+
+    def forget(self, function: str) -> None:
+        self.metrics.forget(function)
+        self.history.forget(function)
