@@ -56,6 +56,7 @@ SERVE_FIELDS = (
     "machine_hourly_cost",
     "alarms_file",
     "log_retention_days",
+    "tracing",
 )
 CLIENT_FIELDS = ("url", "data_dir", "ca_file")
 Command = Callable[[argparse.Namespace, Settings], int]

@@ -38,7 +38,6 @@ from mlambda.events.triggers.manager import Triggers
 from mlambda.events.triggers.store import TriggerStore
 from mlambda.handler_check import check_handler_defined, check_runtime_installed
 from mlambda.observe.observability import Observability
-from mlambda.observe.processes import process_rows
 from mlambda.pool import capacity
 from mlambda.pool.capacity import Capacity, machine_memory_mb
 from mlambda.pool.concurrency import Concurrency
@@ -48,6 +47,7 @@ from mlambda.provisioning import Provisioning
 from mlambda.registry import FunctionRecord, Registry
 from mlambda.registry.model import LATEST, is_unchanged
 from mlambda.router import Router, not_found_message, pool_key
+from mlambda.runtime.trace_header import TraceContext
 from mlambda.security.audit import AuditLog
 from mlambda.security.crypto import MasterKeyError
 from mlambda.security.keys import KeyStore
@@ -140,6 +140,7 @@ class Platform:
             region=settings.region,
             send=self.queues.send,
             on_dead=seen.dead_letter,
+            tracing=seen.tracing,
         )
         # Queues and streams that feed functions (events/triggers/). Their batches wait in a
         # pool behind sync calls, as asynchronous attempts do.
@@ -329,9 +330,19 @@ class Platform:
         qualifier: str = "",
         request_id: str | None = None,
         background: bool = False,
+        trace: TraceContext | None = None,
     ) -> Invocation:
         """Run one call of ``name``: ``qualifier`` ("", $LATEST, a version or an alias) picks
-        the version; the invocation says which one ran."""
+        the version; the invocation says which one ran. ``trace``: the caller's span."""
+        call = functools.partial(self._invoke, name, payload, client_context, kind, params,
+                                 qualifier, request_id, background)  # fmt: skip
+        return await self.observability.traced(name, trace, call)
+
+    async def _invoke(
+        self, name: str, payload: bytes, client_context: str | None, kind: str,
+        params: dict[str, str] | None, qualifier: str, request_id: str | None, background: bool,
+        trace: TraceContext,
+    ) -> Invocation:  # fmt: skip
         version = self.router.resolve(name, qualifier)
         pool = await self.router.pool_for(name, version)
         try:
@@ -351,6 +362,7 @@ class Platform:
                 params=params,
                 qualifier=qualifier,
                 background=background,
+                trace=trace,
             )
         finally:
             self.concurrency.done(name)
@@ -397,11 +409,3 @@ class Platform:
         if digest not in self.registry.digests_in_use():
             self.store.delete(digest)
             self.router.cache.forget(digest)
-
-    def processes(self) -> list[dict[str, object]]:
-        """Every process the platform runs: zygotes, templates and instances, with memory."""
-        return process_rows(self.backend.shared_processes(), self.router.pools, time.time())
-
-    def instances(self, name: str) -> dict[str, int]:
-        pool = self.router.pools.get(name)
-        return pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}

@@ -277,6 +277,11 @@ def add_serve_command(commands: Any) -> None:
         help="alarms as code: a TOML file of [[alarm]] tables, put in place at start",
     )
     serve.add_argument(
+        "--tracing",
+        choices=["auto", "on", "off"],
+        help="OTLP spans: auto (default: on when OTEL_EXPORTER_OTLP_ENDPOINT is set), on, off",
+    )
+    serve.add_argument(
         "--log-retention-days",
         type=int,
         help="days function log lines are kept (default 0: until --max-log-bytes rotates them)",

@@ -118,6 +118,12 @@ class Settings:
     # Alarms kept as code: a TOML file of [[alarm]] tables, put in place at each start (alarms
     # made with the API live in the registry beside them). None: only those.
     alarms_file: Path | None = None
+    # Spans exported over OTLP (docs/observability.md#tracing): "auto" (on when the standard
+    # OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT names a collector), "on" or "off".
+    tracing: str = "auto"
+    # The collector the OTEL_ variables name ("" none, or OTEL_SDK_DISABLED): read here, the
+    # exporter reads the rest of them itself.
+    otel_endpoint: str = ""
     # Days a function's log lines are kept (0: until --max-log-bytes rotates them away); older
     # lines are removed within the hour, as CloudWatch Logs' retention does.
     log_retention_days: int = 0
@@ -130,8 +136,14 @@ class Settings:
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + field.name.upper())
-            if raw is not None and field.name != "instance_env":
+            if raw is not None and field.name not in ("instance_env", "otel_endpoint"):
                 values[field.name] = _parse(field.name, raw, cls._default(field.name))
+        values["otel_endpoint"] = (
+            ""
+            if env.get("OTEL_SDK_DISABLED", "").lower() == "true"
+            else env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        )
         values["instance_env"] = tuple(
             (key, env[key]) for key in INSTANCE_ENV_PASSTHROUGH if key in env
         )

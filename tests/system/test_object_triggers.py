@@ -273,9 +273,11 @@ def test_a_kill_in_the_middle_of_a_flow_loses_nothing(tmp_path, moto, s3):
         _until(lambda: len({k for k, _ in _ledger(directory_ledger)}) == 150, timeout=90)
         time.sleep(1.5)
         fired = Counter(key for key, _ in _ledger(directory_ledger))
-        # At least once: only an invocation running at the kill may have run again.
+        # At least once: only an invocation running at the kill (4 instances), or finished
+        # with its outcome not yet committed (an attempt frees its instance before its outcome
+        # is written, so at most as many again), may have run again.
         duplicates = sum(fired.values()) - 150
-        assert duplicates <= 4, fired.most_common(5)
+        assert duplicates <= 8, fired.most_common(10)
         assert len(_results(s3)) == 150
     finally:
         restarted.stop()

@@ -11,7 +11,7 @@ from mlambda.settings import Settings
 
 # Settings that are deliberately not flags: the keys (a flag would show them in `ps`), the
 # inherited environment, and auth (a negative flag, --no-auth, checked below).
-NOT_FLAGS = {"api_key", "instance_env", "auth", "master_key"}
+NOT_FLAGS = {"api_key", "instance_env", "auth", "master_key", "otel_endpoint"}
 
 
 def _flags(command: str) -> set[str]:

@@ -276,3 +276,17 @@ def test_count_takes_only_events_that_are_not_invocations(metric):
     with pytest.raises(ValueError, match="Throttles or DeadLetters"):
         h.count("f", metric)
     assert h.functions() == []
+
+
+def test_a_total_over_the_last_hour_reads_the_minute_buckets():
+    now = [1_796_000_000.0]
+    history = MetricHistory(clock=lambda: now[0])
+    for ms in (10.0, 20.0, 30.0, 1000.0):
+        history.record("f", ms, error=ms > 100, cold=False)
+        now[0] += 600
+    start, end = now[0] - 3600, now[0]
+    assert history.total("f", "Invocations", "Sum", start, end) == 4.0
+    assert history.total("f", "Errors", "Sum", start, end) == 1.0
+    assert history.total("f", "ErrorRate", "Average", start, end) == 25.0
+    assert history.total("f", "Duration", "Maximum", start, end) == 1000.0
+    assert history.total("ghost", "Invocations", "Sum", start, end) is None

@@ -22,8 +22,10 @@ from mlambda.errors import FunctionNotFound, MlambdaError, Throttled
 from mlambda.events.config import AsyncSpec
 from mlambda.events.destinations import deliver
 from mlambda.events.queue import EXPIRED, FAILED, Queue, Record, after_failure
+from mlambda.observe.tracing import Tracing, child_of
 from mlambda.pool.invocation import Invocation
 from mlambda.registry.model import FunctionRecord
+from mlambda.runtime.trace_header import TraceContext, parse_traceparent, traceparent
 from mlambda.spec import FunctionSpec
 
 log = logging.getLogger("mlambda.events")
@@ -59,7 +61,9 @@ class AsyncInvoker:
         clock: Callable[[], float] = time.time,
         send: Send | None = None,
         on_dead: Callable[[str, str], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing or Tracing.off()
         self.region = region
         # Told of each event that ended without success: (function, "failed" or "expired").
         self._on_dead = on_dead
@@ -87,6 +91,7 @@ class AsyncInvoker:
         payload: bytes,
         idempotency_key: str | None = None,
         version: str = "",
+        trace: TraceContext | None = None,
     ) -> Record:
         """Store the event (durably, before returning) and wake the dispatcher. ``version``:
         the published version to run (a qualified call, its alias resolved now); "" runs
@@ -105,6 +110,7 @@ class AsyncInvoker:
                 updated_at=now,
                 idempotency_key=idempotency_key or None,
                 version=version,
+                trace=traceparent(trace) if trace is not None else "",
             )
         )
         self._wake.set()
@@ -227,6 +233,8 @@ class AsyncInvoker:
         """Run the attempt; returns what writes its outcome."""
         if self.clock() - record.enqueued_at >= record.max_age_s:
             return lambda: self._end(record, EXPIRED, _expired(record))
+        accepted = parse_traceparent(record.trace) if record.trace else None
+        attempt, started = child_of(accepted), time.time_ns()
         try:
             # A version chosen at accept (a qualified call) runs; else $LATEST as it is now.
             invocation = await self._invoke(
@@ -235,6 +243,7 @@ class AsyncInvoker:
                 request_id=record.id,
                 background=True,
                 qualifier=record.version,
+                trace=attempt,
             )
         except FunctionNotFound:
             error = {
@@ -251,10 +260,28 @@ class AsyncInvoker:
             log.exception("asynchronous invocation %s failed in the platform", record.id)
             error = {"errorType": "ServiceException", "errorMessage": "internal error; see the log"}
             return lambda: self._failed(record, error)
+        finally:
+            self._traced(record, accepted, attempt, started)
         if invocation.error is not None:
             body = invocation.error.to_body()
             return lambda: self._failed(record, body)
         return lambda: self._succeeded(record, invocation.body, invocation.version)
+
+    def _traced(
+        self, record: Record, accepted: TraceContext | None, attempt: TraceContext, started: int
+    ) -> None:
+        """The attempt's span, under the accepting call's; the first waited in the queue."""
+        if not self.tracing.enabled:
+            return
+        attributes: dict[str, str | int] = {
+            "faas.invocation_id": record.id,
+            "mlambda.attempt": record.attempts,
+        }
+        self.tracing.emit(f"async attempt {record.function}", attempt, accepted, started,
+                          time.time_ns(), kind="consumer", attributes=attributes)  # fmt: skip
+        if record.attempts <= 1:
+            queued = int(record.enqueued_at * 1e9)
+            self.tracing.emit("async queue wait", child_of(attempt), attempt, queued, started)
 
     async def _succeeded(self, record: Record, body: bytes, version: str) -> None:
         destination = self._destination(record.function, "on_success")

@@ -45,6 +45,8 @@ class Record:
     destination: str = ""
     delivery: str = ""
     delivery_error: str = ""
+    # The accepting call's span (a W3C traceparent; "" for none): each attempt continues it.
+    trace: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The API's view (no payload: it can be large, and the caller has it)."""

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS events (
     destination TEXT NOT NULL,
     delivery TEXT NOT NULL,
     delivery_error TEXT NOT NULL,
+    trace TEXT NOT NULL DEFAULT '',
     visible_at REAL NOT NULL,
     lease_until REAL
 );
@@ -84,6 +85,9 @@ class SqliteQueue(Queue):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if "trace" not in columns:  # a queue made before events carried their trace
+            conn.execute("ALTER TABLE events ADD COLUMN trace TEXT NOT NULL DEFAULT ''")
         return conn
 
     def _unfinished(self) -> set[str]:

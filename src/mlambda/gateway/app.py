@@ -38,6 +38,7 @@ from mlambda.gateway.lambda_api.retries import SyncCalls
 from mlambda.gateway.lambda_api.routes import routes as lambda_routes
 from mlambda.gateway.openapi import document
 from mlambda.gateway.responses import error_response, unexpected_error
+from mlambda.gateway.tracing import TRACE, TracedRequests
 from mlambda.platform import Platform
 
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -172,8 +173,14 @@ class Gateway(Starlette):
     """Starlette, with the direct route (direct.py) taken before its middleware and routes."""
 
     direct: DirectInvoke
+    traced: TracedRequests | None = None  # with tracing on: a SERVER span per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        traced = self.traced
+        # Tracing on: first the request's span, which calls this again inside it.
+        if scope["type"] == "http" and traced and TRACE not in scope.setdefault("state", {}):
+            await traced(scope, receive, send)
+            return
         if scope["type"] == "http" and target(scope) is not None:
             await self.direct(scope, receive, send)
             return
@@ -203,6 +210,8 @@ def create_app(platform: Platform) -> Starlette:
         lifespan=lifespan,
     )
     app.direct = DirectInvoke(platform)
+    if platform.observability.tracing.enabled:
+        app.traced = TracedRequests(app, platform.observability.tracing)
     app.state.platform = platform
     app.state.sync_calls = SyncCalls()  # retried synchronous Lambda invokes (lambda_api/retries)
     return app

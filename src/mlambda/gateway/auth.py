@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from mlambda.errors import Forbidden, MlambdaError, PayloadTooLarge, Throttled, 
 from mlambda.gateway import sigv4
 from mlambda.gateway.cors import is_preflight
 from mlambda.gateway.responses import error_response, retry_headers
+from mlambda.gateway.tracing import AUTH_NS, TRACE
 from mlambda.security import keys
 from mlambda.security.keys import Need, Principal
 from mlambda.security.permissions import Rule, function_ref, need_of, rule_for
@@ -60,6 +62,7 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         source = scope["client"][0] if scope.get("client") else ""
+        checking = time.time_ns()
         # The Lambda API and the SQS protocol (POST /) answer refusals as AWS does.
         lambda_api = LAMBDA_PATH.match(scope["path"]) is not None or scope["path"] == "/"
         failures = self.platform.auth_failures
@@ -95,7 +98,10 @@ class AccessControl:
                 )
                 await _respond(limited, lambda_api, scope, receive, send)
                 return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        if TRACE in state:
+            state[AUTH_NS] = (checking, time.time_ns())
         if rule.audit:
             await self._audited(rule, principal, source, function, scope, receive, send)
             return

@@ -19,6 +19,7 @@ from mlambda.errors import MlambdaError
 from mlambda.gateway.auth import AccessControl
 from mlambda.gateway.body import check_json, too_large
 from mlambda.gateway.responses import error_response, invocation_response, unexpected_error
+from mlambda.gateway.tracing import trace_of
 from mlambda.registry.model import merge_qualifiers
 from mlambda.security.permissions import function_ref
 
@@ -54,7 +55,11 @@ class DirectInvoke:
             assert segment is not None  # Gateway sends only what target() accepts
             name, in_name = function_ref(segment)
             invocation = await self.platform.invoke(
-                name, payload, params={}, qualifier=merge_qualifiers(in_name, None)
+                name,
+                payload,
+                params={},
+                qualifier=merge_qualifiers(in_name, None),
+                trace=trace_of(scope),
             )
             response = invocation_response(invocation)
         except MlambdaError as exc:

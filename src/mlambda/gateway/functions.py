@@ -12,6 +12,7 @@ from mlambda.errors import InvalidRequest
 from mlambda.gateway.body import read_body
 from mlambda.observe.log_query import LogFilter, parse_query
 from mlambda.observe.observer import terminal
+from mlambda.observe.processes import process_rows
 from mlambda.platform import Platform
 from mlambda.registry import FunctionRecord
 from mlambda.registry.model import Routing
@@ -22,7 +23,9 @@ def _platform(request: Request) -> Platform:
 
 
 def _describe(platform: Platform, record: FunctionRecord) -> dict[str, Any]:
-    return {**record.to_dict(), "instances": platform.instances(record.name)}
+    pool = platform.router.pools.get(record.name)
+    counts = pool.counts() if pool else {"starting": 0, "busy": 0, "idle": 0, "queued": 0}
+    return {**record.to_dict(), "instances": counts}
 
 
 async def list_functions(request: Request) -> Response:
@@ -77,7 +80,10 @@ def _int_param(request: Request, name: str, default: int) -> int:
 
 
 async def list_processes(request: Request) -> Response:
-    return JSONResponse({"processes": _platform(request).processes()})
+    # Every process the platform runs: zygotes, templates and instances, with memory.
+    platform = _platform(request)
+    rows = process_rows(platform.backend.shared_processes(), platform.router.pools, time.time())
+    return JSONResponse({"processes": rows})
 
 
 async def function_logs(request: Request) -> Response:

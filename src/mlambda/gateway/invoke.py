@@ -16,6 +16,7 @@ from mlambda.gateway.responses import (
     error_response,
     invocation_response,
 )
+from mlambda.gateway.tracing import trace_of
 from mlambda.platform import Platform
 from mlambda.registry.model import LATEST, merge_qualifiers
 from mlambda.security.permissions import function_ref
@@ -37,7 +38,9 @@ async def invoke(request: Request) -> Response:
     # ?proba=1: a model function answers with predict_proba (where the model has it).
     params = {k: v for k, v in request.query_params.items() if k == "proba"}
     name, qualifier = _target(request)
-    invocation = await platform.invoke(name, payload, params=params, qualifier=qualifier)
+    invocation = await platform.invoke(
+        name, payload, params=params, qualifier=qualifier, trace=trace_of(request.scope)
+    )
     return invocation_response(invocation)
 
 
@@ -60,6 +63,7 @@ async def _accept(request: Request, platform: Platform) -> Response:
         payload,
         request.headers.get("idempotency-key"),
         version="" if version == LATEST else version,
+        trace=trace_of(request.scope),
     )
     return JSONResponse(
         {"invocation_id": event.id, "state": event.state},
@@ -102,7 +106,9 @@ async def _call_url(request: Request, platform: Platform, name: str, qualifier: 
         source_ip=request.client.host if request.client else "127.0.0.1",
         function_name=name,
     )
-    invocation = await platform.invoke(name, json.dumps(event).encode(), qualifier=qualifier)
+    invocation = await platform.invoke(
+        name, json.dumps(event).encode(), qualifier=qualifier, trace=trace_of(request.scope)
+    )
     if invocation.error is not None:
         return invocation_response(invocation)
     try:

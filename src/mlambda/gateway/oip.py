@@ -21,6 +21,7 @@ from mlambda import __version__
 from mlambda.errors import FunctionError, InvalidRequest, MlambdaError, PayloadTooLarge
 from mlambda.gateway.body import read_body
 from mlambda.gateway.responses import REQUEST_ID_HEADER
+from mlambda.gateway.tracing import trace_of
 from mlambda.platform import Platform
 from mlambda.registry import FunctionRecord
 
@@ -120,7 +121,9 @@ async def infer(request: Request) -> Response:
                     f"({len(payload)} bytes), got {declared!r}"
                 )
             params["header_length"] = declared
-        invocation = await platform.invoke(record.name, payload, kind="v2", params=params)
+        invocation = await platform.invoke(
+            record.name, payload, kind="v2", params=params, trace=trace_of(request.scope)
+        )
     except MlambdaError as exc:
         return _error_of(exc)
     if invocation.error is not None:

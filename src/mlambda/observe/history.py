@@ -179,6 +179,20 @@ class MetricHistory:
         found = _gather((r[which] for r in rings if r), now, t0, period_s, n, q is not None)
         return [(float(t0 + i * period_s), _value(b, metric, statistic, q)) for i, b in found]
 
+    def total(
+        self, function: str, metric: str, statistic: str, start: float, end: float
+    ) -> float | None:
+        """One value over ``[start, end)`` in whole minutes (the minute buckets): what a
+        summary of the last hour or day shows."""
+        q = _check(metric, statistic, self.coarse_s, self.fine_s)
+        t0 = math.floor(start / self.coarse_s) * self.coarse_s
+        width = max(1, math.ceil((end - t0) / self.coarse_s)) * self.coarse_s
+        rings = tuple(self._rings.values()) if function == "*" else (self._rings.get(function),)
+        [(_, bucket)] = _gather(
+            (r[1] for r in rings if r), self.clock(), t0, width, 1, q is not None
+        )
+        return _value(bucket, metric, statistic, q)
+
     def functions(self) -> list[str]:
         """The functions with anything recorded (perhaps since aged out), by name."""
         return sorted(self._rings)

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlambda.errors import InvalidRequest
+from mlambda.errors import InvalidRequest, MlambdaError
 from mlambda.observe.alarm_monitor import AlarmMonitor
 from mlambda.observe.alarm_rule import AlarmRule, rule_from_dict
 from mlambda.observe.alarm_store import AlarmStore
@@ -22,12 +22,28 @@ from mlambda.observe.history import MetricHistory
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
+from mlambda.observe.tracing import Tracing, child_of
 from mlambda.observe.usage import UsageLedger
+from mlambda.pool.invocation import Invocation
+from mlambda.runtime.trace_header import TraceContext
 from mlambda.security.crypto import Envelope
 from mlambda.settings import Settings
 
 log = logging.getLogger("mlambda")
 RETENTION_SWEEP_S = 600
+
+
+def make_tracing(settings: Settings) -> Tracing:
+    """On where an OTLP endpoint is configured (``--tracing auto``) or asked for (``on``)."""
+    if settings.tracing == "off" or (settings.tracing == "auto" and not settings.otel_endpoint):
+        return Tracing.off()
+    try:
+        return Tracing()
+    except ImportError as exc:
+        raise InvalidRequest(
+            f"tracing needs the OpenTelemetry SDK and its OTLP exporter ({exc.name} is missing): "
+            "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http"
+        ) from None
 
 
 def rules_in_file(path: Path) -> list[AlarmRule]:
@@ -62,7 +78,10 @@ class Observability:
         self.logs = LogSink(log_dir, settings.max_log_bytes)
         self.usage = UsageLedger(engine)  # what mlambda cost reports
         self.history = MetricHistory()  # what alarms and the console's charts read
-        self.observer = PlatformObserver(self.logs, self.metrics, self.usage, self.history)
+        self.tracing = make_tracing(settings)
+        self.observer = PlatformObserver(
+            self.logs, self.metrics, self.usage, self.history, self.tracing
+        )
         self.alarms = AlarmStore(engine, envelope)
         self.monitor = AlarmMonitor(
             self.alarms, self.history, notify_function, region=settings.region
@@ -95,9 +114,41 @@ class Observability:
             self._sweeping.cancel()
             await asyncio.gather(self._sweeping, return_exceptions=True)
         await self.monitor.stop()
+        await asyncio.to_thread(self.tracing.close)
         self.logs.close()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.usage.write)
+
+    async def traced(
+        self,
+        name: str,
+        parent: TraceContext | None,
+        call: Callable[[TraceContext], Awaitable[Invocation]],
+    ) -> Invocation:
+        """Run ``call`` as the span ``invoke NAME`` (a child of ``parent``, or a new trace's
+        root): its context is handed on, so the pool's spans and the handler hang under it."""
+        span = child_of(parent)
+        if not self.tracing.enabled:
+            return await call(span)
+        started = time.time_ns()
+        try:
+            invocation = await call(span)
+        except MlambdaError as exc:
+            self._invoked(name, span, parent, started, exc.error_type, "")
+            raise
+        error = invocation.error.error_type if invocation.error is not None else ""
+        self._invoked(name, span, parent, started, error, invocation.version)
+        return invocation
+
+    def _invoked(
+        self, name: str, span: TraceContext, parent: TraceContext | None, started: int,
+        error: str, version: str,
+    ) -> None:  # fmt: skip
+        attributes = {"faas.invoked_name": name, "faas.invoked_provider": "mlambda"}
+        if version:
+            attributes["faas.version"] = version
+        self.tracing.emit(f"invoke {name}", span, parent, started, time.time_ns(),
+                          attributes=attributes, error=error)  # fmt: skip
 
     def dead_letter(self, function: str, reason: str) -> None:
         """An asynchronous invocation ended without success (failed or expired)."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from mlambda.observe.history import MetricHistory
+from mlambda.observe.invocation_spans import Timings, plan
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.report import Report
+from mlambda.observe.tracing import Tracing, child_of
 from mlambda.observe.usage import UsageLedger
 from mlambda.pool.invocation import Invocation, Observer
 from mlambda.registry.model import FunctionRecord
+from mlambda.runtime.trace_header import TraceContext
 
 # What `serve` prints as it runs: deploys, removals, failed and throttled invocations.
 terminal = logging.getLogger("mlambda.events")
@@ -64,14 +68,18 @@ class PlatformObserver(Observer):
         metrics: Metrics,
         usage: UsageLedger | None = None,
         history: MetricHistory | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.logs = logs
         self.metrics = metrics
         self.usage = usage
         self.history = history
+        self.tracing = tracing if tracing is not None and tracing.enabled else None
         self._provisioned: set[tuple[str, str]] = set()  # versions with a utilisation gauge
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
+        if self.tracing is not None and invocation.trace is not None:
+            self._spans(invocation, time.time_ns())
         report = report_for(record, invocation)
         self.logs.write(record.name, log_lines(record, invocation, report))
         if self.usage is not None:  # what the REPORT line bills, for mlambda cost
@@ -126,6 +134,33 @@ class PlatformObserver(Observer):
         if invocation.init_ms is not None:
             m.cold_starts.labels(name, version, invocation.init_tier or "process").inc()
             m.init_duration.labels(name, version).observe(invocation.init_ms / 1000)
+
+    def _spans(self, invocation: Invocation, ended_ns: int) -> None:
+        """The invocation's wait, instance start and handler run, under its call's span."""
+        assert self.tracing is not None and invocation.trace is not None
+        call = invocation.trace
+        timings = Timings(
+            invocation.entered_ns, ended_ns, invocation.queue_wait_ms, invocation.duration_ms,
+            invocation.init_parts, invocation.init_tier or "", invocation.batch_size,
+        )  # fmt: skip
+        made = {"invoke": call}
+        for planned in plan(timings):
+            span = child_of(call)
+            if planned.key == "handler":
+                span = TraceContext(call.trace_id, invocation.handler_span, call.sampled)
+            made[planned.key] = span
+            failed = planned.key == "handler" and invocation.error is not None
+            error = invocation.error.error_type if failed and invocation.error else ""
+            self.tracing.emit(
+                planned.name,
+                span,
+                made[planned.parent],
+                planned.start_ns,
+                planned.end_ns,
+                attributes=planned.attributes,
+                error=error,
+            )
+        self.tracing.emit_foreign(invocation.spans, call.trace_id)
 
     def output(self, record: FunctionRecord, text: str) -> None:
         self.logs.write(record.name, text.splitlines())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from mlambda.errors import FunctionError
 from mlambda.registry.model import FunctionRecord
+from mlambda.runtime.trace_header import TraceContext
 
 
 @dataclasses.dataclass
@@ -31,6 +33,12 @@ class Invocation:
     # CPU time the instance spent on it; rows predicted (a handler's event counts one).
     cpu_ms: float = 0.0
     rows: int = 1
+    # Its trace: the call's span (the handler's parent), the handler's span id, when the call
+    # reached the pool (epoch ns), and spans user code made.
+    trace: TraceContext | None = None
+    handler_span: str = ""
+    entered_ns: int = 0
+    spans: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # The version that ran ($LATEST or a published one): an alias picks one per call.
     version: str = "$LATEST"
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import TYPE_CHECKING
 
 from mlambda.pool.invocation import Invocation
+from mlambda.runtime import protocol
+from mlambda.runtime.trace_header import TraceContext, xray_header
 
 if TYPE_CHECKING:
     from mlambda.pool.instance import Instance
@@ -32,6 +36,12 @@ class Item:
         self.background = False
         self.queued_at = 0.0
         self.wait_ms = 0.0
+        # The call's span, and when the request reached the pool (for the spans made of it).
+        self.trace: TraceContext | None = None
+        self.entered_ns = time.time_ns()
+        # The handler run's own span: the instance names it as the parent of what the handler
+        # calls (_X_AMZN_TRACE_ID) and of the spans user code makes.
+        self.handler_span = ""
         self.waiter: asyncio.Future[Instance | None] | None = None
         self._joined: asyncio.Future[Invocation] | None = None
 
@@ -44,3 +54,36 @@ class Item:
 
     def dequeued(self, now: float) -> None:
         self.wait_ms = (now - self.queued_at) * 1000
+
+    def request(self, deadline_ms: int, threads: int) -> protocol.Invoke:
+        """The Invoke frame an instance gets for this request."""
+        header = ""
+        if self.trace is not None:
+            self.handler_span = os.urandom(8).hex()
+            trace = TraceContext(self.trace.trace_id, self.handler_span, self.trace.sampled)
+            header = xray_header(trace)
+        return protocol.Invoke(
+            request_id=self.request_id,
+            payload=self.payload,
+            deadline_ms=deadline_ms,
+            client_context=self.client_context,
+            qualifier=self.qualifier,
+            protocol=self.kind,
+            params=self.params,
+            threads=threads,
+            trace=header,
+        )
+
+    def invocation(self, instance_id: str, pid: int, batch_size: int, version: str) -> Invocation:
+        """What the pool reports of this request, filled in as its outcome comes back."""
+        return Invocation(
+            self.request_id,
+            instance_id=instance_id,
+            pid=pid,
+            batch_size=batch_size,
+            queue_wait_ms=self.wait_ms,
+            version=version,
+            trace=self.trace,
+            handler_span=self.handler_span,
+            entered_ns=self.entered_ns,
+        )

@@ -33,6 +33,7 @@ from mlambda.pool.lifecycle import Lifecycle
 from mlambda.pool.threads import threads_for
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
+from mlambda.runtime.trace_header import TraceContext
 
 # How often a busy instance's RSS is sampled when no cgroup enforces memory_mb.
 MEMORY_SAMPLE_S = 0.05
@@ -96,6 +97,7 @@ class Pool(Batching, Lifecycle):
         params: dict[str, str] | None = None,
         qualifier: str = "",
         background: bool = False,
+        trace: TraceContext | None = None,
     ) -> Invocation:
         """Run one invocation; raises Throttled, or returns an Invocation (maybe with .error).
 
@@ -107,6 +109,7 @@ class Pool(Batching, Lifecycle):
         item = Item(request_id or str(uuid.uuid4()), payload, client_context, kind, params or {})
         item.qualifier = qualifier
         item.background = background
+        item.trace = trace
         item.queued_at = self.clock()
         instance = self._take_free_instance() or await self._wait_for_instance(item)
         if instance is None:  # another request took this one into its batch
@@ -131,28 +134,9 @@ class Pool(Batching, Lifecycle):
         deadline_ms = int((time.time() + timeout) * 1000)
         busy = sum(1 for other in self.instances if other is not instance and other.active)
         threads = threads_for(self.spec, busy)
-        requests = [
-            protocol.Invoke(
-                request_id=item.request_id,
-                payload=item.payload,
-                deadline_ms=deadline_ms,
-                client_context=item.client_context,
-                qualifier=item.qualifier,
-                protocol=item.kind,
-                params=item.params,
-                threads=threads,
-            )
-            for item in items
-        ]
+        requests = [item.request(deadline_ms, threads) for item in items]
         results = [
-            Invocation(
-                item.request_id,
-                instance_id=instance.id,
-                pid=instance.pid,
-                batch_size=len(items),
-                queue_wait_ms=item.wait_ms,
-                version=self.record.version,
-            )
+            item.invocation(instance.id, instance.pid, len(items), self.record.version)
             for item in items
         ]
         if first:
@@ -206,6 +190,7 @@ class Pool(Batching, Lifecycle):
         result.batch_size = outcome.batch_size
         result.cpu_ms = outcome.cpu_ms
         result.rows = outcome.rows
+        result.spans = outcome.spans
         if isinstance(outcome, protocol.Failure):
             result.error = function_error(outcome.error)
         else:

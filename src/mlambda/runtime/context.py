@@ -7,6 +7,8 @@ import os
 import time
 from typing import Any
 
+from mlambda.runtime.trace_header import parse_xray, traceparent
+
 ACCOUNT = "000000000000"
 
 
@@ -68,6 +70,7 @@ class LambdaContext:
         deadline_ms: int,
         client_context: str | None = None,
         invoked_arn: str = "",
+        trace: str = "",
     ) -> None:
         self.aws_request_id = request_id
         self.function_name = function_name
@@ -80,9 +83,16 @@ class LambdaContext:
         self.identity = None
         self.client_context = parse_client_context(client_context)
         self._deadline_ms = deadline_ms
+        self._trace = trace
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def w3c(self) -> dict[str, str]:
+        """The invocation's W3C trace context, as Lambda's runtime gives it: its traceparent
+        names the handler's span (the same trace as _X_AMZN_TRACE_ID)."""
+        found = parse_xray(self._trace) if self._trace else None
+        return {"traceparent": traceparent(found)} if found is not None else {}
 
     def __repr__(self) -> str:
         return (

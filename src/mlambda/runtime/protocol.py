@@ -128,6 +128,8 @@ class Invoke(msgspec.Struct, tag="invoke", kw_only=True):
     # Threads for the native pools that can be resized per call (torch, OpenMP, BLAS), from how
     # many other instances of the function are busy now (0: leave them as they are).
     threads: int = 0
+    # The X-Ray trace header naming the handler's span (_X_AMZN_TRACE_ID); "" for none.
+    trace: str = ""
 
 
 class Batch(msgspec.Struct, tag="batch", kw_only=True):
@@ -152,6 +154,9 @@ class Result(msgspec.Struct, tag="result", kw_only=True):
     # predictions) it answered: 1 for a handler's event.
     cpu_ms: float = 0.0
     rows: int = 1
+    # Spans user code made with OpenTelemetry (runtime/user_spans.py), with the first result
+    # of a shared call.
+    spans: list[dict[str, Any]] = []
 
 
 class Failure(msgspec.Struct, tag="failure", kw_only=True):
@@ -164,6 +169,7 @@ class Failure(msgspec.Struct, tag="failure", kw_only=True):
     batch_size: int = 1
     cpu_ms: float = 0.0
     rows: int = 1
+    spans: list[dict[str, Any]] = []
 
 
 class Shutdown(msgspec.Struct, tag="shutdown", kw_only=True):

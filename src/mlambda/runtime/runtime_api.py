@@ -138,7 +138,7 @@ class RuntimeApi:
         threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True).start()
 
     def offer(self, request: protocol.Invoke, arn: str) -> None:
-        trace = trace_id(time.time(), os.urandom(20))
+        trace = request.trace or trace_id(time.time(), os.urandom(20))
         invocation = Invocation(
             request.request_id, request.payload, invocation_headers(request, arn, trace)
         )

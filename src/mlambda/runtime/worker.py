@@ -22,6 +22,7 @@ from mlambda.runtime import threads as thread_pools
 from mlambda.runtime.capture import Capture
 from mlambda.runtime.context import LambdaContext, function_arn, log_stream_name
 from mlambda.runtime.process import Channel, die_with_parent, max_memory_mb
+from mlambda.runtime.user_spans import InvocationTrace
 
 FD_VARIABLE = "MLAMBDA_WORKER_FD"
 # Set by the platform for a provided runtime: the bootstrap the instance runs (runtime/provided.py).
@@ -37,6 +38,7 @@ class Worker:
         self.model: Any = None  # a ModelHandler for model functions (runtime/model.py)
         self.bootstrap = ""  # a provided runtime's, in a template: each instance starts it
         self.threads = config.threads  # what the resizable native pools have now
+        self.tracer = InvocationTrace()  # _X_AMZN_TRACE_ID, and spans user code makes
         # As the environment names it (set at start) unless that belongs to another instance.
         stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         if not stream.endswith(f"[{config.function_version}]{config.instance_id}"):
@@ -87,6 +89,7 @@ class Worker:
             deadline_ms=request.deadline_ms,
             client_context=request.client_context,
             invoked_arn=function_arn(self.config.function_name, request.qualifier),
+            trace=request.trace,
         )
 
     def invoke(self, request: protocol.Invoke) -> protocol.Result | protocol.Failure:
@@ -95,6 +98,7 @@ class Worker:
         assert self.handler is not None
         context = self._context(request)
         self.capture.begin()
+        traced = self.tracer.begin(request.trace)
         started = time.perf_counter()
         cpu = time.process_time()
         try:
@@ -105,8 +109,11 @@ class Worker:
         except BaseException as exc:
             duration = (time.perf_counter() - started) * 1000
             error = handlers.invocation_error(exc, request.request_id)
-            return self._failure(request, error, duration, (time.process_time() - cpu) * 1000)
+            failure = self._failure(request, error, duration, (time.process_time() - cpu) * 1000)
+            failure.spans = self.tracer.end(traced)
+            return failure
         return protocol.Result(
+            spans=self.tracer.end(traced),
             request_id=request.request_id,
             body=body,
             logs=self.capture.end(),
@@ -130,6 +137,7 @@ class Worker:
     def run(self, requests: list[protocol.Invoke]) -> list[protocol.Result | protocol.Failure]:
         """Answer several invocations with one call of the model or batch handler."""
         self.capture.begin()
+        traced = self.tracer.begin(requests[0].trace)  # a shared call: the first caller's trace
         started = time.perf_counter()
         cpu = time.process_time()
         outcomes: list[bytes | tuple[bytes, dict[str, str]] | BaseException]
@@ -146,6 +154,7 @@ class Worker:
             sys.stdout.write(handlers.error_log(handlers.invocation_error(exc, "")))
         duration = (time.perf_counter() - started) * 1000
         cpu_ms = (time.process_time() - cpu) * 1000 / len(requests)
+        spans = self.tracer.end(traced)
         logs = self.capture.end()
         memory = max_memory_mb()
         answers: list[protocol.Result | protocol.Failure] = []
@@ -166,6 +175,7 @@ class Worker:
                         batch_size=len(requests),
                         cpu_ms=cpu_ms,
                         rows=0,
+                        spans=spans,
                     )
                 )
             else:
@@ -180,9 +190,10 @@ class Worker:
                         batch_size=len(requests),
                         cpu_ms=cpu_ms,
                         rows=count,
+                        spans=spans,
                     )
                 )
-            logs = ""  # the batch's output is reported once, with its first request
+            logs, spans = "", []  # the batch's output and spans go with its first request
         return answers
 
     def _run_model(

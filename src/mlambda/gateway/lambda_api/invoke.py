@@ -12,6 +12,7 @@ from mlambda.errors import FunctionError, InvalidSpec, MlambdaError
 from mlambda.gateway.body import check_json, read_body
 from mlambda.gateway.lambda_api.common import aws_error
 from mlambda.gateway.lambda_api.retries import call_key
+from mlambda.gateway.tracing import trace_of
 from mlambda.observe.observer import log_lines
 from mlambda.platform import Platform
 from mlambda.registry.model import LATEST, merge_qualifiers
@@ -48,7 +49,11 @@ async def _invoke(request: Request, platform: Platform) -> Response:
         check_json(payload)
         key = request.headers.get("amz-sdk-invocation-id")
         event = await platform.async_invoker.accept(
-            name, payload, key, version="" if version == LATEST else version
+            name,
+            payload,
+            key,
+            version="" if version == LATEST else version,
+            trace=trace_of(request.scope),
         )
         return Response(status_code=202, headers={"x-amzn-RequestId": event.id})
     if kind != "RequestResponse":
@@ -71,7 +76,13 @@ async def _invoke(request: Request, platform: Platform) -> Response:
     )
     invocation = await request.app.state.sync_calls.run(
         call,
-        lambda: platform.invoke(name, payload, client_context=client_context, qualifier=qualifier),
+        lambda: platform.invoke(
+            name,
+            payload,
+            client_context=client_context,
+            qualifier=qualifier,
+            trace=trace_of(request.scope),
+        ),
     )
     headers = {"X-Amz-Executed-Version": invocation.version}
     if request.headers.get("x-amz-log-type") == "Tail":
