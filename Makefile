@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve pipeline test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers bench-jobs bench-tracing
+.PHONY: install install-serve serve pipeline test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers bench-jobs bench-tracing bench-console
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -55,7 +55,7 @@ clean:
 	rm -rf $(VENV) .mlambda
 
 ## bench: every benchmark below (each writes its own section of bench/RESULTS.md)
-bench: bench-coldstart bench-models bench-sandbox bench-async bench-provided bench-gateway bench-tracing
+bench: bench-coldstart bench-models bench-sandbox bench-async bench-provided bench-gateway bench-tracing bench-console
 
 ## bench-coldstart: cold start of handler functions, every tier side by side
 bench-coldstart: install examples/fraud/model.joblib
@@ -85,6 +85,10 @@ bench-sandbox: install examples/fraud/model.joblib
 bench-async: install
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-async needs wrk"; exit 1; }
 	$(BIN)/python bench/async.py
+
+## bench-console: the console's pages against 100 ms with 200 functions deployed
+bench-console: install
+	$(BIN)/python bench/console.py
 
 ## bench-tracing: a warm invoke with tracing off and on (OTLP to a local receiver), side by side
 bench-tracing: install

@@ -32,6 +32,8 @@ from mlambda.gateway import (
     versions,
 )
 from mlambda.gateway.auth import LAMBDA_PATH, AccessControl
+from mlambda.gateway.console.routes import routes as console_routes
+from mlambda.gateway.console.signin import new_secret
 from mlambda.gateway.direct import DirectInvoke, target
 from mlambda.gateway.lambda_api.operations import unknown_operation
 from mlambda.gateway.lambda_api.retries import SyncCalls
@@ -166,6 +168,7 @@ def routes() -> list[Route]:
         Route("/v1/master-key/rotate", admin.rotate_master_key, methods=["POST"]),
         Route("/fn/{name}", invoke.function_url_request, methods=ANY_METHOD),
         Route("/fn/{name}/{path:path}", invoke.function_url_request, methods=ANY_METHOD),
+        *console_routes(),
     ]
 
 
@@ -213,5 +216,6 @@ def create_app(platform: Platform) -> Starlette:
     if platform.observability.tracing.enabled:
         app.traced = TracedRequests(app, platform.observability.tracing)
     app.state.platform = platform
+    app.state.console_secret = new_secret(platform)  # signs the console's sessions
     app.state.sync_calls = SyncCalls()  # retried synchronous Lambda invokes (lambda_api/retries)
     return app

@@ -41,6 +41,37 @@ LAMBDA_PATH = re.compile(r"/20\d\d-\d\d-\d\d/")
 NAMED = "function named in the body"
 
 
+async def key_principal(platform: Platform, token: str) -> Principal:
+    """Who an API key (``MLK...``) or the admin key is; Unauthorized when it is neither."""
+    parsed = keys.parse_token(token)
+    if parsed is not None:
+        return await asyncio.to_thread(platform.keys.authenticate, *parsed)
+    # compare_digest: the time taken does not reveal how much of the key matched.
+    if platform.api_key is not None and hmac.compare_digest(
+        token.encode(), platform.api_key.encode()
+    ):
+        return keys.ADMIN
+    raise Unauthorized("Invalid API key")
+
+
+async def refused(platform: Platform, exc: MlambdaError, path: str, source: str) -> None:
+    """A failed authentication: counted per address, audited, answered after a delay that
+    grows with the failures (guessing keys gets slower, then refused)."""
+    count = platform.auth_failures.record(source)
+    delay, _ = failure_policy(count)
+    detail = {"reason": exc.message[:200], "failures": count}
+    await asyncio.to_thread(
+        platform.audit.record,
+        "auth.refused",
+        target=path[:200],
+        outcome="denied",
+        source=source,
+        detail=detail,
+    )
+    if delay:
+        await asyncio.sleep(delay)
+
+
 def bearer_token(header: str | None) -> str | None:
     if not header:
         return None
@@ -136,13 +167,7 @@ class AccessControl:
                 "Missing API key: send 'Authorization: Bearer <key>' "
                 "(the admin key is in <data dir>/admin.key)"
             )
-        parsed = keys.parse_token(token)
-        if parsed is not None:
-            return await asyncio.to_thread(platform.keys.authenticate, *parsed), receive
-        # compare_digest: the time taken does not reveal how much of the key matched.
-        if hmac.compare_digest(token.encode(), platform.api_key.encode()):
-            return keys.ADMIN, receive
-        raise Unauthorized("Invalid API key")
+        return await key_principal(platform, token), receive
 
     async def _signed(
         self, scope: Scope, receive: Receive, header: str
@@ -212,21 +237,7 @@ class AccessControl:
         return self.platform.api_key, keys.ADMIN
 
     async def _refused(self, exc: MlambdaError, scope: Scope, source: str) -> None:
-        """A failed authentication: counted per address, audited, answered after a delay
-        that grows with the failures (guessing keys gets slower, then refused)."""
-        count = self.platform.auth_failures.record(source)
-        delay, _ = failure_policy(count)
-        detail = {"reason": exc.message[:200], "failures": count}
-        await asyncio.to_thread(
-            self.platform.audit.record,
-            "auth.refused",
-            target=scope["path"][:200],
-            outcome="denied",
-            source=source,
-            detail=detail,
-        )
-        if delay:
-            await asyncio.sleep(delay)
+        await refused(self.platform, exc, scope["path"], source)
 
     async def _audit(
         self,

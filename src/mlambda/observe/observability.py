@@ -22,6 +22,7 @@ from mlambda.observe.history import MetricHistory
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
 from mlambda.observe.observer import PlatformObserver
+from mlambda.observe.recent import RecentInvocations
 from mlambda.observe.tracing import Tracing, child_of
 from mlambda.observe.usage import UsageLedger
 from mlambda.pool.invocation import Invocation
@@ -79,8 +80,9 @@ class Observability:
         self.usage = UsageLedger(engine)  # what mlambda cost reports
         self.history = MetricHistory()  # what alarms and the console's charts read
         self.tracing = make_tracing(settings)
+        self.recent = RecentInvocations()  # the console's recent invocations and waterfalls
         self.observer = PlatformObserver(
-            self.logs, self.metrics, self.usage, self.history, self.tracing
+            self.logs, self.metrics, self.usage, self.history, self.tracing, self.recent
         )
         self.alarms = AlarmStore(engine, envelope)
         self.monitor = AlarmMonitor(
@@ -158,3 +160,4 @@ class Observability:
     def forget(self, function: str) -> None:
         self.metrics.forget(function)
         self.history.forget(function)
+        self.recent.forget(function)

@@ -9,6 +9,7 @@ from mlambda.observe.history import MetricHistory
 from mlambda.observe.invocation_spans import Timings, plan
 from mlambda.observe.logs import LogSink
 from mlambda.observe.metrics import Metrics
+from mlambda.observe.recent import Recent, RecentInvocations
 from mlambda.observe.report import Report
 from mlambda.observe.tracing import Tracing, child_of
 from mlambda.observe.usage import UsageLedger
@@ -61,6 +62,15 @@ def log_lines(
     return [*lines, report.end_line(), report.report_line()]
 
 
+def timings_of(invocation: Invocation, ended_ns: int) -> Timings:
+    """What the pool measured of an invocation, for its spans and the console's waterfall."""
+    return Timings(
+        invocation.entered_ns or ended_ns - int(invocation.duration_ms * 1e6), ended_ns,
+        invocation.queue_wait_ms, invocation.duration_ms, invocation.init_parts,
+        invocation.init_tier or "", invocation.batch_size,
+    )  # fmt: skip
+
+
 class PlatformObserver(Observer):
     def __init__(
         self,
@@ -69,18 +79,28 @@ class PlatformObserver(Observer):
         usage: UsageLedger | None = None,
         history: MetricHistory | None = None,
         tracing: Tracing | None = None,
+        recent: RecentInvocations | None = None,
     ) -> None:
         self.logs = logs
         self.metrics = metrics
         self.usage = usage
         self.history = history
         self.tracing = tracing if tracing is not None and tracing.enabled else None
+        self.recent = recent  # each function's last invocations, for the console
         self._provisioned: set[tuple[str, str]] = set()  # versions with a utilisation gauge
 
     def invocation(self, record: FunctionRecord, invocation: Invocation) -> None:
+        ended_ns = time.time_ns()
+        timings = timings_of(invocation, ended_ns)
         if self.tracing is not None and invocation.trace is not None:
-            self._spans(invocation, time.time_ns())
+            self._spans(invocation, timings)
         report = report_for(record, invocation)
+        if self.recent is not None:
+            failed = invocation.error.error_type if invocation.error is not None else ""
+            trace_id = invocation.trace.trace_id if invocation.trace is not None else ""
+            recent = Recent(invocation.request_id, record.version, ended_ns / 1e9, timings,
+                            report.report_line(), failed, trace_id)  # fmt: skip
+            self.recent.add(record.name, recent)
         self.logs.write(record.name, log_lines(record, invocation, report))
         if self.usage is not None:  # what the REPORT line bills, for mlambda cost
             self.usage.add(
@@ -135,14 +155,10 @@ class PlatformObserver(Observer):
             m.cold_starts.labels(name, version, invocation.init_tier or "process").inc()
             m.init_duration.labels(name, version).observe(invocation.init_ms / 1000)
 
-    def _spans(self, invocation: Invocation, ended_ns: int) -> None:
+    def _spans(self, invocation: Invocation, timings: Timings) -> None:
         """The invocation's wait, instance start and handler run, under its call's span."""
         assert self.tracing is not None and invocation.trace is not None
         call = invocation.trace
-        timings = Timings(
-            invocation.entered_ns, ended_ns, invocation.queue_wait_ms, invocation.duration_ms,
-            invocation.init_parts, invocation.init_tier or "", invocation.batch_size,
-        )  # fmt: skip
         made = {"invoke": call}
         for planned in plan(timings):
             span = child_of(call)

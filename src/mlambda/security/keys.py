@@ -258,6 +258,14 @@ class KeyStore:
             raise Unauthorized("Invalid API key")
         return self._principal(row, now)
 
+    def principal(self, key_id: str, now: float | None = None) -> Principal:
+        """Who a key is now, by its id alone (a console session names it); Unauthorized
+        once it is revoked, expired or gone."""
+        row = self._row(key_id)
+        if row is None:
+            raise Unauthorized(f"API key {key_id} no longer exists")
+        return self._principal(row, now)
+
     def signing_secret(self, key_id: str, now: float | None = None) -> tuple[str, Principal]:
         """A key's secret (to verify a SigV4 signature made with it) and its principal."""
         row = self._row(key_id)
