@@ -43,7 +43,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("console")
     server = Server(root / "data").start()
-    server.deploy(_function(root, "hello", HELLO))
+    hello = _function(root, "hello", HELLO)
+    with (hello / "mlambda.toml").open("a") as toml:
+        toml.write('[[triggers]]\ntype = "rule"\npattern = {source = ["shop.orders"]}\n')
+    server.deploy(hello)
+    assert server.http("POST", "/v1/functions/hello/versions").status_code == 201
+    live = server.http("PUT", "/v1/functions/hello/aliases/live", json={"version": "1"})
+    assert live.status_code in (200, 201), live.text
     table = "maximum_retry_attempts = 0\n"
     server.deploy(_function(root, "resize", BROKEN, async_table=table))
     for n in range(12):
@@ -90,7 +96,8 @@ def test_sign_in_see_the_functions_open_one_and_its_charts_have_data(platform, p
         "hello", "resize"
     }  # fmt: skip
     hello = page.locator("#functions tr", has_text="hello")
-    assert hello.locator("td").nth(4).inner_text() == "12"  # invocations in the last hour
+    cells = [hello.locator("td").nth(i).inner_text() for i in (3, 4, 6)]
+    assert cells == ["1", "1", "12"]  # a published version, an alias, calls in the last hour
     page.screenshot(path=str(IMAGES / "console-functions.png"))
     page.click("text=hello")
     page.wait_for_url(re.compile(r".*/console/functions/hello$"))
@@ -106,6 +113,16 @@ def test_sign_in_see_the_functions_open_one_and_its_charts_have_data(platform, p
     assert page.locator("figure.chart canvas").count() == 5
     assert page.locator("#instances tbody tr").count() >= 1
     page.screenshot(path=str(IMAGES / "console-function.png"), full_page=True)
+
+
+def test_the_triggers_with_their_state_and_lag(platform, page):
+    _sign_in(page, platform)
+    page.click("text=Triggers")
+    page.wait_for_url(re.compile(r".*/console/triggers$"))
+    row = page.locator("#triggers tbody tr", has_text="hello").first
+    assert "rule" in row.inner_text() and "running" in row.inner_text()
+    versions = page.goto(f"{platform.url}/console")
+    assert versions is not None and versions.ok
 
 
 def test_an_invocations_report_and_trace_waterfall(platform, page):
@@ -165,6 +182,15 @@ def test_pages_are_refused_without_a_session_and_forms_without_their_token(platf
     page.wait_for_url(re.compile(r".*/console/login$"))
     page.goto(f"{platform.url}/console/alarms")
     assert "/console/login" in page.url
+
+
+def test_browsing_the_console_counts_no_failed_authentication(platform, page):
+    _sign_in(page, platform)
+    for path in ("/console", "/console/functions/hello", "/console/async", "/console/alarms"):
+        page.goto(f"{platform.url}{path}")
+    audit = platform.http("GET", "/v1/audit", params={"action": "auth.refused"}).json()
+    refused = [e for e in audit["entries"] if e["target"] != "/console/login"]
+    assert refused == []  # no favicon or other request of the pages' went unauthenticated
 
 
 def test_a_key_that_cannot_read_is_turned_away(platform, page):

@@ -47,6 +47,10 @@ def traced(tmp_path_factory: pytest.TempPathFactory):
     server = Server(root / "data", env=collector.env()).start()
     server.deploy(_function(root, "scorer", SCORER))
     server.deploy(_function(root, "caller", CALLER, timeout_s=30))
+    orders = _function(root, "orders", SCORER)
+    with (orders / "mlambda.toml").open("a") as toml:
+        toml.write('[[triggers]]\ntype = "rule"\npattern = {source = ["shop.orders"]}\n')
+    server.deploy(orders)
     yield server, collector
     server.stop()
     collector.close()
@@ -152,3 +156,15 @@ def test_with_tracing_off_the_handler_still_continues_the_callers_trace(server, 
     root = fresh["env"].split(";")[0]
     assert root.startswith("Root=1-") and abs(int(root[7:15], 16) - time.time()) < 60
     assert json.dumps(fresh["w3c"]).count("traceparent") == 1
+
+
+def test_an_event_put_on_the_bus_runs_its_rules_function_in_the_callers_trace(traced):
+    server, collector = traced
+    trace_id = "7bf92f3577b34da6a3ce929d0e0e4739"
+    entry = {"Source": "shop.orders", "DetailType": "placed", "Detail": "{}"}
+    put = server.http("POST", "/v1/events", json={"Entries": [entry]},
+                      headers={"traceparent": f"00-{trace_id}-{CALLER_SPAN}-01"})  # fmt: skip
+    assert put.status_code == 200 and put.json()["FailedEntryCount"] == 0, put.text
+    spans = collector.trace(trace_id, {"POST /v1/events", "async attempt orders", "handler"})
+    assert spans["async attempt orders"].parent == spans["POST /v1/events"].id
+    assert spans["invoke orders"].parent == spans["async attempt orders"].id

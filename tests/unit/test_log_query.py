@@ -51,7 +51,7 @@ def test_json_lines_carry_the_time_the_text_and_the_invocation():
 
 def test_since_is_an_age_made_a_timestamp():
     now = 1_796_000_000.0  # 2026-11-30T00:53:20Z
-    assert parse_query("10m", "", "", "text", now).since == "2026-11-30T00:43:20"
+    assert parse_query("10m", "", "", "text", now).since == "2026-11-30T00:43:20.000Z"
     assert parse_query("", "x", "", "json", now) == LogQuery("", "x", "", "json")
 
 
@@ -91,3 +91,9 @@ def test_retention_cuts_the_lines_older_than_it_and_keeps_what_is_written_meanwh
     sink.write("f", ["after"])
     assert sink.tail("f", 1)[0].endswith("after\n")
     sink.close()
+
+
+def test_since_counts_milliseconds():
+    query = parse_query("1s", "", "", "text", 1_796_000_001.2)  # since 00:53:20.200Z
+    lines = ["2026-11-30T00:53:20.100Z older\n", "2026-11-30T00:53:20.300Z newer\n"]
+    assert list(LogFilter(query).select(lines)) == [lines[1]]

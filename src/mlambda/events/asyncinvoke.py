@@ -22,7 +22,7 @@ from mlambda.errors import FunctionNotFound, MlambdaError, Throttled
 from mlambda.events.config import AsyncSpec
 from mlambda.events.destinations import deliver
 from mlambda.events.queue import EXPIRED, FAILED, Queue, Record, after_failure
-from mlambda.observe.tracing import Tracing, child_of
+from mlambda.observe.tracing import REQUEST_SPAN, Tracing, child_of
 from mlambda.pool.invocation import Invocation
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime.trace_header import TraceContext, parse_traceparent, traceparent
@@ -110,7 +110,7 @@ class AsyncInvoker:
                 updated_at=now,
                 idempotency_key=idempotency_key or None,
                 version=version,
-                trace=traceparent(trace) if trace is not None else "",
+                trace=_traceparent(trace or REQUEST_SPAN.get()),
             )
         )
         self._wake.set()
@@ -347,3 +347,7 @@ def _expired(record: Record) -> dict[str, Any]:
         "errorType": "EventAgeExceeded",
         "errorMessage": f"the event was not processed within maximum_event_age_s ({age} s)",
     }
+
+
+def _traceparent(trace: TraceContext | None) -> str:
+    return traceparent(trace) if trace is not None else ""

@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlambda.observe.tracing import Tracing, child_of
+from mlambda.observe.tracing import REQUEST_SPAN, Tracing, child_of
 from mlambda.runtime.trace_header import TraceContext, incoming
 
 TRACE = "trace"  # scope["state"] keys: the request's span, the access check's (start, end)
@@ -49,9 +49,11 @@ class TracedRequests:
                 status = message["status"]
             await send(message)
 
+        current = REQUEST_SPAN.set(span)
         try:
             await self.app(scope, receive, sending)
         finally:
+            REQUEST_SPAN.reset(current)
             self._emit(scope, span, parent, started, status)
 
     def _emit(

@@ -48,7 +48,10 @@ def parse_query(since: str, text: str, request_id: str, format: str, now: float)
     """The query's parameters checked; ``since`` is ``30s``, ``10m``, ``2h`` or ``7d`` ago."""
     stamp = ""
     if since:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - ago_seconds(since)))
+        # To the millisecond, as lines are stamped: "the last 1s" leaves out a line 1.1 s old.
+        ago = now - ago_seconds(since)
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ago))
+        stamp = f"{whole}.{int(ago % 1 * 1000):03d}Z"
     if format not in FORMATS:
         raise InvalidRequest(f"format must be text or json, got {format!r}")
     return LogQuery(stamp, text, request_id, format)

@@ -15,6 +15,7 @@ invocation anyway (``_X_AMZN_TRACE_ID``).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 KINDS = ("internal", "server", "client", "producer", "consumer")
+# The span of the HTTP request being served (tracing on): events it accepts without being
+# told their parent (an S3 notification, PutEvents matched by rules) continue it.
+REQUEST_SPAN: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar(
+    "mlambda_request_span", default=None
+)
 Attributes = Mapping[str, str | bool | int | float | Sequence[str]]
 
 

@@ -127,6 +127,18 @@ class Releases:
 
     # -- aliases --------------------------------------------------------------------------------
 
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Published versions and aliases per function, in two queries (the console's list)."""
+        found: dict[str, tuple[int, int]] = {}
+        with self.engine.connect() as conn:
+            for table, at in ((tables.versions, 0), (tables.aliases, 1)):
+                query = sa.select(table.c.name, sa.func.count()).group_by(table.c.name)
+                for name, count in conn.execute(query):
+                    pair = list(found.get(name, (0, 0)))
+                    pair[at] = count
+                    found[name] = (pair[0], pair[1])
+        return found
+
     def aliases(self, name: str) -> list[Alias]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(A).where(A.c.name == name).order_by(A.c.alias))

@@ -183,6 +183,16 @@ async def replay(request: Request, principal: Principal, session: Session) -> Re
 
 
 @guarded(_read)
+async def triggers_page(request: Request, principal: Principal, session: Session) -> Response:
+    platform = request.app.state.platform
+    shown = [platform.triggers.view(t) for t in platform.triggers.store.list()]
+    shown = [t for t in shown if principal.allows(Need("read", t["function"]))]
+    return render(
+        request, "triggers.html", signin.context(request, principal, session, triggers=shown)
+    )
+
+
+@guarded(_read)
 async def cost_page(request: Request, principal: Principal, session: Session) -> Response:
     rows, total = views.cost(request.app.state.platform, time.time())
     return render(

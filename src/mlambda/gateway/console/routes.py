@@ -17,6 +17,7 @@ PATHS = (
     ("/console/functions/{name}/invocations/{id}", pages.invocation_page, "GET"),
     ("/console/async", pages.async_page, "GET"),
     ("/console/dead-letters/{id}/replay", pages.replay, "POST"),
+    ("/console/triggers", pages.triggers_page, "GET"),
     ("/console/cost", pages.cost_page, "GET"),
     ("/console/alarms", pages.alarms_page, "GET"),
     ("/console/static/{file}", pages.static, "GET"),

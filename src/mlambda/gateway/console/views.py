@@ -34,6 +34,7 @@ def functions(platform: Platform, now: float) -> list[dict[str, Any]]:
     """Every function with its state now and its last hour."""
     history = platform.observability.history
     alarming = {a.rule.function for a in platform.observability.alarms.list() if a.state == "ALARM"}
+    released = platform.registry.releases.counts()
     rows = []
     for record in platform.registry.list():
         name, spec = record.name, record.spec
@@ -53,6 +54,8 @@ def functions(platform: Platform, now: float) -> list[dict[str, Any]]:
                 "errors": int(history.total(name, "Errors", "Sum", now - HOUR, now) or 0),
                 "average": history.total(name, "Duration", "Average", now - HOUR, now),
                 "alarm": name in alarming or "*" in alarming,
+                "versions": released.get(name, (0, 0))[0],
+                "aliases": released.get(name, (0, 0))[1],
             }
         )
     return rows
