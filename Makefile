@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SERVE_STAMP := $(VENV)/.serve-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
 
-.PHONY: install install-serve serve pipeline test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers bench-jobs bench-tracing bench-console
+.PHONY: install install-serve serve pipeline test lint clean bench bench-coldstart bench-models bench-peers bench-sandbox bench-async bench-provided bench-gateway bench-boot bench-triggers bench-jobs bench-tracing bench-console bench-cpu
 
 $(SERVE_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -85,6 +85,10 @@ bench-sandbox: install examples/fraud/model.joblib
 bench-async: install
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "bench-async needs wrk"; exit 1; }
 	$(BIN)/python bench/async.py
+
+## bench-cpu: a CPU-bound handler's duration with cpu = "proportional" as memory grows
+bench-cpu: install
+	$(BIN)/python bench/cpu.py
 
 ## bench-console: the console's pages against 100 ms with 200 functions deployed
 bench-console: install

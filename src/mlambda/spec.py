@@ -90,10 +90,11 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     role: str = ""
     # Memory reported to the handler (context.memory_limit_in_mb) and in the REPORT line.
     memory_mb: int = 512
-    # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made). Native
-    # thread pools (ONNX Runtime, torch, OpenMP, BLAS) get at most this many threads (unset:
-    # the machine's cores), fewer as more instances run (pool/threads.py).
-    cpu: float | None = None
+    # CPU cores the instance may use (a CFS quota where a cpu cgroup can be made), or
+    # "proportional": in proportion to memory_mb as Lambda gives them. Native thread pools
+    # get at most this many threads (unset: the machine's cores), fewer as more instances run
+    # (pool/threads.py).
+    cpu: float | str | None = None
     # Each instance's private /tmp (Lambda's ephemeral storage), in MB: a tmpfs, so what is
     # written there also counts against memory_mb.
     ephemeral_storage_mb: int = 512
@@ -289,9 +290,14 @@ def _check(spec: FunctionSpec, source: str) -> None:
         raise InvalidSpec(
             f"{source}: function.handler must be 'module:function', got {spec.handler!r}{hint}"
         )
+    if isinstance(spec.cpu, str) and spec.cpu != "proportional":
+        raise InvalidSpec(
+            f'{source}: function.cpu must be a number of cores or "proportional" (cores in '
+            f"proportion to memory_mb, as Lambda), got {spec.cpu!r}"
+        )
     for field, (low, high) in _RANGES.items():
         value = getattr(spec, field)
-        if value is not None and not low <= value <= high:
+        if value is not None and not isinstance(value, str) and not low <= value <= high:
             raise InvalidSpec(
                 f"{source}: function.{field} must be between {low:g} and {high:g}, got {value!r}"
             )

@@ -31,3 +31,15 @@ def test_a_cpu_quota_caps_what_an_instance_burns(server, make_function):
     assert capped["cpu_s"] < 0.45  # about 0.2 s of CPU in 1 s of wall time
     # Uncapped, the same loop burns clearly more, however busy the machine's other cores are.
     assert free["cpu_s"] > capped["cpu_s"] + 0.2
+
+
+@pytest.mark.skipif(find_cpu_cgroup() is None, reason="no writable cpu cgroup on this machine")
+def test_proportional_cpu_gives_a_small_function_a_small_share_and_a_large_one_more(
+    server, make_function
+):
+    server.deploy(make_function("small", SPIN, cpu="proportional", memory_mb=256))
+    server.deploy(make_function("large", SPIN, cpu="proportional", memory_mb=3538))
+    small = json.loads(server.client.invoke("small", b'{"seconds": 1.0}'))
+    large = json.loads(server.client.invoke("large", b'{"seconds": 1.0}'))
+    assert small["cpu_s"] < 0.35  # 256 / 1769 = 0.14 of a core
+    assert large["cpu_s"] > small["cpu_s"] + 0.3  # two cores' quota: the loop runs free

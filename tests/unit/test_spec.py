@@ -354,3 +354,12 @@ def test_secrets_are_checked_like_env_and_redacted_for_the_registry():
         parse_spec(text + '[function.env]\nTOKEN = "x"\n')
     with pytest.raises(InvalidSpec, match=r"function\.secrets\.LAMBDA_TASK_ROOT is reserved"):
         parse_spec(text.replace("TOKEN", "LAMBDA_TASK_ROOT"))
+
+
+def test_cpu_may_be_proportional_to_memory_and_nothing_else_in_words():
+    spec = spec_from_dict({"name": "f", "handler": "app:handler", "cpu": "proportional"})
+    assert spec.cpu == "proportional"
+    with pytest.raises(InvalidSpec) as caught:
+        spec_from_dict({"name": "f", "handler": "app:handler", "cpu": "fast"})
+    assert 'function.cpu must be a number of cores or "proportional"' in str(caught.value)
+    assert "'fast'" in str(caught.value)

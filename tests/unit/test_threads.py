@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlambda.pool.threads import instance_threads, machine_cores, pinned_threads
+from mlambda.pool.threads import cpu_cores, instance_threads, machine_cores, pinned_threads
 
 CASES = [
     # cpu, cores, live besides it -> threads
@@ -52,3 +52,21 @@ def test_only_a_positive_omp_num_threads_pins_the_count(env, expected):
 
 def test_the_machine_has_at_least_one_core():
     assert machine_cores() >= 1
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory_mb", "cores", "expected"),
+    [
+        ("proportional", 1769, 8, 1.0),  # one vCPU at 1,769 MB, as Lambda
+        ("proportional", 128, 8, 128 / 1769),
+        ("proportional", 3538, 8, 2.0),
+        ("proportional", 10240, 8, 10240 / 1769),  # Lambda's largest size: 5.8 (it says 6)
+        ("proportional", 16384, 8, 6.0),  # never past Lambda's most
+        ("proportional", 10240, 2, 2.0),  # no more than the machine has
+        (0.5, 10240, 8, 0.5),  # a number is a fixed quota, whatever the memory
+        (None, 10240, 8, None),  # unset: no quota
+    ],
+)
+def test_proportional_cpu_follows_memory_as_lambda_gives_it(cpu, memory_mb, cores, expected):
+    found = cpu_cores(cpu, memory_mb, cores)
+    assert found == (pytest.approx(expected) if expected is not None else None)

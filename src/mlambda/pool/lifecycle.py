@@ -20,7 +20,7 @@ from mlambda.pool.capacity import Capacity
 from mlambda.pool.environment import instance_environment, model_config
 from mlambda.pool.instance import Instance, State, out_of_memory
 from mlambda.pool.invocation import Observer
-from mlambda.pool.threads import threads_for
+from mlambda.pool.threads import cpu_cores, machine_cores, threads_for
 from mlambda.registry.model import FunctionRecord
 from mlambda.runtime import protocol
 from mlambda.spec import FunctionSpec
@@ -128,8 +128,9 @@ class Lifecycle:
         if self.limits is not None:
             if guard is None:
                 guard = self.limits.attach(process.pid, self.spec.memory_mb, instance_id)
-            if self.spec.cpu:
-                quota = self.limits.limit_cpu(process.pid, self.spec.cpu, instance_id)
+            cores = cpu_cores(self.spec.cpu, self.spec.memory_mb, machine_cores())
+            if cores:
+                quota = self.limits.limit_cpu(process.pid, cores, instance_id)
         instance = Instance(
             instance_id,
             process,

@@ -27,9 +27,24 @@ def machine_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Lambda gives a function one vCPU at 1,769 MB of memory, in proportion below and above, up to 6.
+MB_PER_CORE = 1769
+MAX_PROPORTIONAL = 6.0
+
+
+def cpu_cores(cpu: float | str | None, memory_mb: int, cores: int) -> float | None:
+    """The cores an instance may use: ``cpu`` as given, or for "proportional" its share of
+    memory as Lambda counts it, capped by the machine's cores; None: no cap."""
+    if cpu == "proportional":
+        return min(memory_mb / MB_PER_CORE, MAX_PROPORTIONAL, float(cores))
+    return cpu if not isinstance(cpu, str) else None
+
+
 def threads_for(spec: FunctionSpec, live: int) -> int:
     """Threads for an instance of ``spec`` that starts beside ``live`` others."""
-    return instance_threads(spec.cpu, machine_cores(), live, pinned_threads(spec.env))
+    cores = machine_cores()
+    cpu = cpu_cores(spec.cpu, spec.memory_mb, cores)
+    return instance_threads(cpu, cores, live, pinned_threads(spec.env))
 
 
 def pinned_threads(env: dict[str, str]) -> int | None:
