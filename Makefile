@@ -18,6 +18,10 @@ $(SERVE_STAMP): pyproject.toml
 $(STAMP): $(SERVE_STAMP)
 	@echo "==> installing what the tests need (every model runtime, PyTorch CPU, linters) into $(VENV)"
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'
+	@# The console's browser tests drive Debian's Chromium (Playwright's own download cannot
+	@# work here); installed where apt can, else those tests say why they are skipped.
+	@command -v chromium >/dev/null || { echo "==> installing chromium (apt-get)"; \
+		apt-get install -y -q chromium || echo "==> no chromium: the console's browser tests need it"; }
 	@rm -f $(VENV)/.test-*
 	@touch $@
 
